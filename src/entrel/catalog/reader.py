@@ -11,8 +11,9 @@ from pathlib import Path
 import polars as pl
 
 from entrel.config import CatalogSettings
+from entrel.errors import EntrelError
 
-__all__ = ["CatalogError", "CatalogItem", "iter_items", "parse_attributes", "read_catalog"]
+__all__ = ["CatalogError", "CatalogItem", "iter_items", "parse_attributes", "read_catalog", "read_table"]
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ _REQUIRED = ("id", "title")
 _OPTIONAL_TEXT = ("description", "brand", "color")
 
 
-class CatalogError(ValueError):
+class CatalogError(EntrelError, ValueError):
     """The catalog cannot be read; the message names the file or column."""
 
 
@@ -38,21 +39,19 @@ class CatalogItem:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
-def _detect_format(path: Path, fmt: str) -> str:
-    if fmt != "auto":
-        return fmt
-    try:
-        return _SUFFIX_FORMATS[path.suffix.lower()]
-    except KeyError:
-        raise CatalogError(
-            f"cannot tell the format of catalog {path} from its suffix; "
-            f"set catalog.format to one of csv, parquet, jsonl"
-        ) from None
-
-
-def _read_frame(path: Path, fmt: str) -> pl.DataFrame:
+def read_table(path: str | Path, fmt: str = "auto", what: str = "catalog") -> pl.DataFrame:
+    """Read a CSV (all columns as strings), Parquet or JSONL file; errors name `what` and the path."""
+    path = Path(path)
+    if fmt == "auto":
+        try:
+            fmt = _SUFFIX_FORMATS[path.suffix.lower()]
+        except KeyError:
+            raise CatalogError(
+                f"cannot tell the format of {what} {path} from its suffix (.csv, .parquet, .jsonl); "
+                f"set the format explicitly"
+            ) from None
     if not path.is_file():
-        raise CatalogError(f"catalog file not found: {path}")
+        raise CatalogError(f"{what} file not found: {path}")
     try:
         if fmt == "csv":
             return pl.read_csv(path, infer_schema=False)  # all strings: ids stay ids
@@ -60,7 +59,7 @@ def _read_frame(path: Path, fmt: str) -> pl.DataFrame:
             return pl.read_parquet(path)
         return pl.read_ndjson(path, infer_schema_length=None)
     except Exception as exc:  # polars raises many types; all mean "unreadable"
-        raise CatalogError(f"cannot read catalog {path} as {fmt}: {exc}") from exc
+        raise CatalogError(f"cannot read {what} {path} as {fmt}: {exc}") from exc
 
 
 def _category_expr(dtype: pl.DataType, column: str, separator: str) -> pl.Expr:
@@ -78,8 +77,7 @@ def read_catalog(settings: CatalogSettings) -> pl.DataFrame:
     both are logged with counts.
     """
     path = Path(settings.path)
-    fmt = _detect_format(path, settings.format)
-    frame = _read_frame(path, fmt)
+    frame = read_table(path, settings.format)
     cols = settings.columns
     for logical in _REQUIRED:
         name = getattr(cols, logical)
