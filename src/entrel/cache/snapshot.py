@@ -1,0 +1,259 @@
+"""One immutable LMDB snapshot: writer, read-only reader, manifest.
+
+Named databases inside one LMDB environment:
+
+==========  ===============================  =====================================
+database    key                              value
+==========  ===============================  =====================================
+meta        ``manifest``, ``vocabulary``     JSON
+entities    entity id (4 bytes, big-endian)  ``type\\ttext`` (UTF-8)
+items       item id (UTF-8)                  entity ids (little-endian uint32)
+titles      item id (UTF-8)                  title (UTF-8), for explanations
+rows        :func:`keys.query_key`           :func:`keys.encode_row`
+==========  ===============================  =====================================
+
+A query's row holds every precomputed (query, entity) score, so serving a
+request costs one LMDB read. The item and entity tables are small next to
+the rows and are loaded into memory when a reader opens, as a padded
+(items x entities) id matrix, so the hot path gathers with numpy instead
+of looping in Python.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lmdb
+import numpy as np
+
+from entrel.cache.keys import FORMAT_VERSION, decode_row, encode_row, entity_id_key, item_key, query_key
+from entrel.catalog.entity import Entity, EntityType
+from entrel.errors import EntrelError
+
+__all__ = ["Manifest", "SnapshotError", "SnapshotReader", "SnapshotWriter"]
+
+_DBS = (b"meta", b"entities", b"items", b"titles", b"rows")
+_COMMIT_EVERY = 5000
+MANIFEST_FILE = "manifest.json"
+
+
+class SnapshotError(EntrelError, RuntimeError):
+    """A snapshot is missing, corrupt, of another format, or fails verification."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a snapshot holds and how it was made (also written beside it as JSON)."""
+
+    snapshot_id: str
+    model_fingerprint: str
+    model_name: str
+    created_at: str
+    counts: dict[str, int]
+    format_version: int = FORMAT_VERSION
+    sources: dict[str, str] = field(default_factory=dict)
+    build_seconds: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+class SnapshotWriter:
+    """Fills a new snapshot directory; nothing reads it until the store promotes it."""
+
+    def __init__(self, path: Path, map_size_mb: int = 4096) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=False)
+        self._env = lmdb.open(str(self.path), map_size=map_size_mb << 20, max_dbs=len(_DBS), sync=False)
+        self._dbs = {name: self._env.open_db(name) for name in _DBS}
+        self._entity_count = 0
+        self._counts = {"entities": 0, "items": 0, "queries": 0, "pairs": 0}
+
+    def _put_all(self, db: bytes, pairs: Iterable[tuple[bytes, bytes]]) -> int:
+        """Write in chunked transactions so memory stays flat on big snapshots."""
+        written = 0
+        txn = self._env.begin(write=True, db=self._dbs[db])
+        try:
+            for key, value in pairs:
+                txn.put(key, value)
+                written += 1
+                if written % _COMMIT_EVERY == 0:
+                    txn.commit()
+                    txn = self._env.begin(write=True, db=self._dbs[db])
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+        return written
+
+    def add_entities(self, entities: Sequence[Entity]) -> None:
+        """Entities get ids 0.. in the order given; call once, before items and rows."""
+        if self._entity_count:
+            raise SnapshotError("entities are written once per snapshot")
+        self._put_all(
+            b"entities",
+            ((entity_id_key(i), f"{e.type.value}\t{e.text}".encode()) for i, e in enumerate(entities)),
+        )
+        self._entity_count = self._counts["entities"] = len(entities)
+
+    def add_items(self, items: Iterable[tuple[str, str, Sequence[int]]]) -> None:
+        """(item id, title, entity ids) per item."""
+        titles: list[tuple[bytes, bytes]] = []
+
+        def entity_rows() -> Iterable[tuple[bytes, bytes]]:
+            for item_id, title, entity_ids in items:
+                ids = np.asarray(entity_ids, dtype="<u4")
+                if ids.size and int(ids.max()) >= self._entity_count:
+                    raise SnapshotError(f"item {item_id!r} refers to an entity id past the entity table")
+                key = item_key(item_id)
+                titles.append((key, title.encode("utf-8")))
+                yield key, ids.tobytes()
+
+        self._counts["items"] += self._put_all(b"items", entity_rows())
+        self._put_all(b"titles", titles)
+
+    def add_rows(self, rows: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> None:
+        """(normalised query, entity ids, scores) per query."""
+
+        def encoded() -> Iterable[tuple[bytes, bytes]]:
+            for query, ids, scores in rows:
+                self._counts["pairs"] += len(ids)
+                yield query_key(query), encode_row(ids, scores)
+
+        self._counts["queries"] += self._put_all(b"rows", encoded())
+
+    def put_meta(self, key: str, value: str) -> None:
+        self._put_all(b"meta", [(key.encode(), value.encode("utf-8"))])
+
+    def finish(self, manifest: Manifest) -> Manifest:
+        """Write the manifest (with the counts as written), sync to disk and close."""
+        manifest = Manifest(**{**asdict(manifest), "counts": dict(self._counts)})
+        self.put_meta("manifest", manifest.to_json())
+        self._env.sync(True)
+        self._env.close()
+        (self.path / MANIFEST_FILE).write_text(manifest.to_json() + "\n", encoding="utf-8")
+        return manifest
+
+    def abort(self) -> None:
+        self._env.close()
+
+
+class SnapshotReader:
+    """Read-only view of a promoted snapshot. Thread-safe for concurrent requests."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if not (self.path / "data.mdb").is_file():
+            raise SnapshotError(f"no snapshot at {self.path} (data.mdb missing)")
+        try:
+            # Immutable once promoted: no lock file, no writer to coordinate with.
+            self._env = lmdb.open(
+                str(self.path), readonly=True, lock=False, max_dbs=len(_DBS), readahead=False
+            )
+            self._dbs = {name: self._env.open_db(name, create=False) for name in _DBS}
+            with self._env.begin() as txn:
+                raw_manifest = txn.get(b"manifest", db=self._dbs[b"meta"])
+                raw_vocabulary = txn.get(b"vocabulary", db=self._dbs[b"meta"])
+        except (lmdb.Error, OSError) as exc:
+            raise SnapshotError(f"snapshot {self.path} cannot be opened: {exc}") from exc
+        if raw_manifest is None:
+            raise SnapshotError(f"snapshot {self.path} has no manifest (incomplete write?)")
+        try:
+            self.manifest = Manifest.from_json(raw_manifest.decode())
+        except (ValueError, TypeError) as exc:
+            raise SnapshotError(f"snapshot {self.path} has an unreadable manifest: {exc}") from exc
+        if self.manifest.format_version != FORMAT_VERSION:
+            raise SnapshotError(
+                f"snapshot {self.path} has format version {self.manifest.format_version}, "
+                f"this entrel reads {FORMAT_VERSION}; rebuild it with `entrel nightly`"
+            )
+        self.vocabulary_json = raw_vocabulary.decode() if raw_vocabulary else ""
+        self._load_tables()
+
+    def _load_tables(self) -> None:
+        try:
+            with self._env.begin() as txn:
+                entities = [
+                    Entity(EntityType(t), text)
+                    for t, _, text in (v.decode().partition("\t") for v in txn.cursor(self._dbs[b"entities"]).iternext(keys=False))
+                ]
+                item_ids: list[str] = []
+                rows: list[np.ndarray] = []
+                for key, value in txn.cursor(self._dbs[b"items"]):
+                    item_ids.append(key.decode("utf-8"))
+                    rows.append(np.frombuffer(value, dtype="<u4"))
+        except (lmdb.Error, ValueError, UnicodeDecodeError) as exc:
+            raise SnapshotError(f"snapshot {self.path} is corrupt: {exc}") from exc
+        counts = self.manifest.counts
+        if len(entities) != counts.get("entities") or len(item_ids) != counts.get("items"):
+            raise SnapshotError(
+                f"snapshot {self.path} does not match its manifest: {len(entities)} entities and "
+                f"{len(item_ids)} items read, manifest says {counts}"
+            )
+        self.entities: list[Entity] = entities
+        self.entity_ids: dict[Entity, int] = {e: i for i, e in enumerate(entities)}
+        self.item_rows: dict[str, int] = {item_id: i for i, item_id in enumerate(item_ids)}
+        width = max((len(r) for r in rows), default=0)
+        # -1 marks padding; counts say how many real entities each row holds.
+        self.item_entities = np.full((len(rows), width), -1, dtype=np.int32)
+        self.item_counts = np.zeros(len(rows), dtype=np.int32)
+        for i, row in enumerate(rows):
+            self.item_entities[i, : len(row)] = row
+            self.item_counts[i] = len(row)
+
+    @property
+    def snapshot_id(self) -> str:
+        return self.manifest.snapshot_id
+
+    def row(self, normalized_query: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The query's (entity ids ascending, scores), or None when it was not precomputed."""
+        with self._env.begin() as txn:
+            value = txn.get(query_key(normalized_query), db=self._dbs[b"rows"])
+        return None if value is None else decode_row(value)
+
+    def titles(self, item_ids: Sequence[str]) -> list[str]:
+        """Titles of known items, '' for the rest (one batched read)."""
+        known = [item_key(i) for i in item_ids if i in self.item_rows]
+        with self._env.begin() as txn:
+            found = dict(txn.cursor(self._dbs[b"titles"]).getmulti(known))
+        return [found.get(item_key(i), b"").decode("utf-8") if i in self.item_rows else "" for i in item_ids]
+
+    def queries(self) -> list[str]:
+        """Normalised queries with a precomputed row (digest-keyed long ones excluded)."""
+        with self._env.begin() as txn:
+            return [k[2:].decode() for k in txn.cursor(self._dbs[b"rows"]).iternext(values=False) if k[:2] == b"q:"]
+
+    def verify(self) -> None:
+        """Full check of every row against the manifest; raises SnapshotError."""
+        n_entities = len(self.entities)
+        rows = pairs = 0
+        try:
+            with self._env.begin() as txn:
+                for key, value in txn.cursor(self._dbs[b"rows"]):
+                    ids, scores = decode_row(value)
+                    if len(value) != ids.size * 8:
+                        raise SnapshotError(f"row {key[:60]!r} has a torn value ({len(value)} bytes)")
+                    if ids.size and (int(ids[-1]) >= n_entities or np.any(np.diff(ids.astype(np.int64)) <= 0)):
+                        raise SnapshotError(f"row {key[:60]!r} has entity ids out of order or range")
+                    if not np.all(np.isfinite(scores)) or np.any((scores < 0) | (scores > 1)):
+                        raise SnapshotError(f"row {key[:60]!r} has scores outside [0, 1]")
+                    rows += 1
+                    pairs += ids.size
+        except lmdb.Error as exc:
+            raise SnapshotError(f"snapshot {self.path} is corrupt: {exc}") from exc
+        expected = (self.manifest.counts.get("queries"), self.manifest.counts.get("pairs"))
+        if (rows, pairs) != expected:
+            raise SnapshotError(f"snapshot {self.path}: {rows} rows / {pairs} pairs read, manifest says {expected}")
+        if self.item_entities.size and int(self.item_entities.max()) >= n_entities:
+            raise SnapshotError(f"snapshot {self.path}: an item refers to a missing entity")
+
+    def close(self) -> None:
+        self._env.close()

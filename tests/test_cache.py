@@ -1,0 +1,138 @@
+"""LMDB snapshots: key stability, round trip, verification, promotion, crash safety."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from entrel.cache import FORMAT_VERSION, Manifest, SnapshotError, SnapshotReader, SnapshotStore
+from entrel.cache.keys import decode_row, encode_row, item_key, query_key
+from entrel.catalog import Entity
+from entrel.text import normalize
+
+ENTITIES = [Entity.of("product_type", "office chair"), Entity.of("color", "red"), Entity.of("brand", "acme")]
+
+
+def write_snapshot(store, rows, items=None, fingerprint="model-a"):
+    writer = store.new_writer(map_size_mb=64)
+    writer.put_meta("vocabulary", "{}")
+    writer.add_entities(ENTITIES)
+    writer.add_items(items or [("D1", "Red chair", [0, 1, 2]), ("D2", "Plain", [])])
+    writer.add_rows(rows)
+    snapshot_id = store.snapshot_id_of(writer)
+    writer.finish(Manifest(snapshot_id, fingerprint, "test-model", "2026-01-01T00:00:00", {}))
+    store.publish(writer)
+    return snapshot_id
+
+
+def test_key_encoding_is_stable():
+    # Golden values: changing them breaks every existing snapshot (bump FORMAT_VERSION).
+    assert FORMAT_VERSION == 1
+    assert query_key(normalize("Red  Chair")) == b"q:red chair"
+    assert query_key("x" * 401).startswith(b"h:") and len(query_key("x" * 401)) == 66
+    assert query_key("é" * 300) == query_key("é" * 300)
+    assert item_key("D0001") == b"D0001"
+    row = encode_row(np.array([7, 2]), np.array([0.25, 0.5]))
+    assert row.hex() == "0200000007000000" + "0000003f" + "0000803e"
+    ids, scores = decode_row(row)
+    assert ids.tolist() == [2, 7] and scores.tolist() == [0.5, 0.25]
+    with pytest.raises(ValueError):
+        item_key("")
+    with pytest.raises(ValueError, match="twice"):
+        encode_row(np.array([1, 1]), np.array([0.1, 0.2]))
+
+
+def test_round_trip(tmp_path):
+    store = SnapshotStore(tmp_path)
+    sid = write_snapshot(store, [("red chair", np.array([1, 0]), np.array([0.9, 0.8])), ("blue chair", np.array([1]), np.array([0.1]))])
+    store.promote(sid)
+    reader = store.open(store.current_id(), verify=True)
+    assert reader.manifest.counts == {"entities": 3, "items": 2, "queries": 2, "pairs": 3}
+    assert reader.manifest.model_fingerprint == "model-a"
+    ids, scores = reader.row("red chair")
+    assert ids.tolist() == [0, 1] and scores.tolist() == pytest.approx([0.8, 0.9])
+    assert reader.row("green chair") is None
+    assert reader.entities == ENTITIES
+    assert reader.item_entities[reader.item_rows["D1"]].tolist() == [0, 1, 2]
+    assert reader.item_counts.tolist() == [3, 0]
+    assert reader.titles(["D2", "nope", "D1"]) == ["Plain", "", "Red chair"]
+    assert sorted(reader.queries()) == ["blue chair", "red chair"]
+
+
+def test_corrupt_and_missing_snapshots_are_clear_errors(tmp_path):
+    store = SnapshotStore(tmp_path)
+    with pytest.raises(SnapshotError, match="data.mdb missing"):
+        SnapshotReader(tmp_path / "nothing")
+    sid = write_snapshot(store, [("q", np.array([0]), np.array([0.5]))])
+    data = store.path_of(sid) / "data.mdb"
+    data.write_bytes(data.read_bytes()[:4096])  # truncated: the tail pages are gone
+    with pytest.raises(SnapshotError):
+        store.open(sid, verify=True)
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "data.mdb").write_bytes(os.urandom(20000))
+    with pytest.raises(SnapshotError, match="cannot be opened|no manifest|corrupt"):
+        SnapshotReader(garbage)
+
+
+def test_verify_catches_rows_outside_the_manifest(tmp_path):
+    store = SnapshotStore(tmp_path)
+    sid = write_snapshot(store, [("q", np.array([0, 1]), np.array([0.5, 1.5]))])
+    with pytest.raises(SnapshotError, match="outside"):
+        store.open(sid, verify=True)
+
+
+def test_promote_rollback_prune(tmp_path):
+    store = SnapshotStore(tmp_path)
+    first = write_snapshot(store, [("q", np.array([0]), np.array([0.1]))])
+    store.promote(first)
+    second = write_snapshot(store, [("q", np.array([0]), np.array([0.2]))])
+    store.promote(second)
+    assert store.current_id() == second
+    assert store.rollback() == first
+    assert store.open(store.current_id()).row("q")[1].tolist() == pytest.approx([0.1])
+    third = write_snapshot(store, [("q", np.array([0]), np.array([0.3]))])
+    store.promote(third)
+    removed = store.prune(keep=1)
+    assert store.list_ids() == [third] and set(removed) == {first, second}
+    with pytest.raises(SnapshotError, match="no such snapshot"):
+        store.promote("does-not-exist")
+
+
+CRASHING_WRITER = textwrap.dedent(
+    """
+    import sys, numpy as np
+    from entrel.cache import SnapshotStore
+    from entrel.catalog import Entity
+    store = SnapshotStore(sys.argv[1])
+    writer = store.new_writer(map_size_mb=256)
+    writer.add_entities([Entity.of("color", f"c{i}") for i in range(100)])
+    def rows():
+        for i in range(10**9):
+            if i == 20000:
+                print("halfway", flush=True)
+            yield f"query {i}", np.arange(100), np.full(100, 0.5)
+    writer.add_rows(rows())
+    """
+)
+
+
+def test_crash_mid_write_leaves_the_promoted_snapshot_intact(tmp_path):
+    store = SnapshotStore(tmp_path)
+    old = write_snapshot(store, [("red chair", np.array([1]), np.array([0.9]))])
+    store.promote(old)
+    proc = subprocess.Popen([sys.executable, "-c", CRASHING_WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "halfway"
+    proc.send_signal(signal.SIGKILL)  # no cleanup, no finally: a real crash
+    proc.wait(timeout=30)
+    assert store.current_id() == old
+    assert store.list_ids() == [old]  # the half-written one is only a staging folder
+    reader = store.open(old, verify=True)
+    assert reader.row("red chair")[1].tolist() == pytest.approx([0.9])
+    assert any(p.name.startswith(".staging-") for p in tmp_path.iterdir())
+    store.prune(keep=3)
+    assert not any(p.name.startswith(".staging-") for p in tmp_path.iterdir())
