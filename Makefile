@@ -1,0 +1,46 @@
+# entrel: `make demo` runs the whole product end to end; `make test` runs the tests.
+# Both create .venv and install what they need on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build, pinned. GPU users: `make TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu128" ...`
+# or install their CUDA torch into .venv first (a satisfied range installs nothing more).
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+STUBS := src/entrel/v1/relevance_pb2.py src/entrel/v1/relevance_pb2_grpc.py
+
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install proto demo test bench eval clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+# Stubs are generated from proto/, never edited; tests/test_proto_stubs.py fails when stale.
+$(STUBS) &: proto/entrel/v1/relevance.proto proto/generate.py $(STAMP)
+	$(BIN)/python proto/generate.py
+
+install: $(STAMP) $(STUBS)
+
+proto: $(STUBS)
+
+demo: install
+	$(BIN)/entrel demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/entrel bench --out bench.json
+
+eval: install
+	$(BIN)/entrel eval --out results.json
+
+clean:
+	rm -rf var .pytest_cache build src/*.egg-info $(STUBS) src/entrel/v1/relevance_pb2.pyi

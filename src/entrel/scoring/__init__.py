@@ -1,0 +1,23 @@
+"""Cross-encoder scoring of (query, text) pairs."""
+
+from entrel.scoring.cross_encoder import (
+    MODEL_INFO_FILE,
+    CrossEncoderScorer,
+    ModelNotFoundError,
+    Scorer,
+    length_sorted_batches,
+    load_cross_encoder,
+    model_fingerprint,
+    resolve_model_path,
+)
+
+__all__ = [
+    "MODEL_INFO_FILE",
+    "CrossEncoderScorer",
+    "ModelNotFoundError",
+    "Scorer",
+    "length_sorted_batches",
+    "load_cross_encoder",
+    "model_fingerprint",
+    "resolve_model_path",
+]
