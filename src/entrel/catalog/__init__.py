@@ -1,6 +1,17 @@
 """Catalog input and entity extraction."""
 
 from entrel.catalog.entity import Entity, EntityType
+from entrel.catalog.extractor import EntityExtractor, Vocabulary
 from entrel.catalog.reader import CatalogError, CatalogItem, iter_items, parse_attributes, read_catalog
 
-__all__ = ["CatalogError", "CatalogItem", "Entity", "EntityType", "iter_items", "parse_attributes", "read_catalog"]
+__all__ = [
+    "CatalogError",
+    "CatalogItem",
+    "Entity",
+    "EntityExtractor",
+    "EntityType",
+    "Vocabulary",
+    "iter_items",
+    "parse_attributes",
+    "read_catalog",
+]
