@@ -164,9 +164,11 @@ class TrainSettings:
     # Pretraining on automatically generated (query, entity) pairs.
     synthetic_queries: int = 600
     pretrain_epochs: int = 1
+    pretrain_batch_pairs: int = 32
     # Soft-logic fine-tuning on (query, item) labels.
-    epochs: int = 2
-    batch_items: int = 16
+    epochs: int = 1
+    # Distinct (query, text) pairs per training batch.
+    batch_pairs: int = 128
     learning_rate: float = 5e-5
     seed: int = 13
 

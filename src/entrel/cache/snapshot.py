@@ -22,6 +22,8 @@ of looping in Python.
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -146,8 +148,26 @@ class SnapshotWriter:
         self._env.close()
 
 
+# LMDB opens an environment once per process: readers are shared by path and
+# close when their last holder drops them (CPython frees them at once).
+_OPEN: weakref.WeakValueDictionary[Path, SnapshotReader] = weakref.WeakValueDictionary()
+_OPEN_LOCK = threading.Lock()
+
+
 class SnapshotReader:
-    """Read-only view of a promoted snapshot. Thread-safe for concurrent requests."""
+    """Read-only view of a promoted snapshot. Thread-safe for concurrent requests.
+
+    Get one with :meth:`open`; every holder in a process shares it.
+    """
+
+    @classmethod
+    def open(cls, path: str | Path) -> SnapshotReader:
+        key = Path(path).resolve()
+        with _OPEN_LOCK:
+            reader = _OPEN.get(key)
+            if reader is None:
+                reader = _OPEN[key] = cls(key)
+        return reader
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -254,6 +274,3 @@ class SnapshotReader:
             raise SnapshotError(f"snapshot {self.path}: {rows} rows / {pairs} pairs read, manifest says {expected}")
         if self.item_entities.size and int(self.item_entities.max()) >= n_entities:
             raise SnapshotError(f"snapshot {self.path}: an item refers to a missing entity")
-
-    def close(self) -> None:
-        self._env.close()

@@ -94,13 +94,10 @@ class SnapshotStore:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def open(self, snapshot_id: str, verify: bool = False) -> SnapshotReader:
-        reader = SnapshotReader(self.path_of(snapshot_id))
+        """The (process-wide shared) reader of a snapshot, fully verified when asked."""
+        reader = SnapshotReader.open(self.path_of(snapshot_id))
         if verify:
-            try:
-                reader.verify()
-            except SnapshotError:
-                reader.close()
-                raise
+            reader.verify()
         return reader
 
     def promote(self, snapshot_id: str) -> None:
@@ -123,7 +120,7 @@ class SnapshotStore:
             if candidate == current or not self.path_of(candidate).is_dir():
                 continue
             try:
-                self.open(candidate, verify=True).close()
+                self.open(candidate, verify=True)
             except SnapshotError as exc:
                 log.warning("rollback candidate skipped", extra={"snapshot_id": candidate, "error": str(exc)})
                 continue

@@ -33,9 +33,10 @@ from entrel.catalog import lexicon
 from entrel.catalog.entity import Entity, EntityType
 from entrel.catalog.reader import CatalogItem
 from entrel.config import ExtractionSettings
+from entrel.errors import EntrelError
 from entrel.text import normalize
 
-__all__ = ["EntityExtractor", "Vocabulary"]
+__all__ = ["EntityExtractor", "ExtractionError", "Vocabulary"]
 
 log = logging.getLogger(__name__)
 
@@ -365,6 +366,10 @@ def _set_keys(doc: Doc) -> Doc:
     return doc
 
 
+class ExtractionError(EntrelError, RuntimeError):
+    """The extraction pipeline cannot be set up (e.g. the spaCy model is missing)."""
+
+
 def _load_pipeline(name: str) -> Language:
     try:
         # Only the tagger is used: not the parser (see the module docstring),
@@ -372,7 +377,7 @@ def _load_pipeline(name: str) -> Language:
         # lemmatizer (singular forms come from lexicon.singularize).
         return spacy.load(name, exclude=["parser", "ner", "lemmatizer", "senter", "attribute_ruler"])
     except OSError as exc:
-        raise RuntimeError(
+        raise ExtractionError(
             f"spaCy model {name!r} (extraction.spacy_model) is not installed or cannot be loaded: "
             f"install it into this environment (e.g. pip install {name.replace('_', '-')}) "
             f"or set extraction.spacy_model to an installed model"

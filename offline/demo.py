@@ -1,0 +1,172 @@
+"""`entrel demo`: the whole product, end to end, on the embedded demo data.
+
+1. a model: reuse the trained one, or fine-tune MiniLM on the demo data (first run);
+2. the nightly job into a fresh LMDB snapshot;
+3. `entrel serve` as a real subprocess, awaited through the gRPC health service;
+4. queries through the client, printed with per-entity explanations;
+5. bad requests, to show the errors a caller gets;
+6. the cache hit rate of the demo traffic;
+7. SIGTERM, and the server's clean exit.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+
+from entrel.config import Settings
+from entrel.errors import EntrelError
+from entrel.render import render_explanation, render_ranking
+from entrel.scoring import MODEL_INFO_FILE
+from entrel.service.client import RelevanceClient
+from entrel.v1 import relevance_pb2 as pb
+from offline import nightly, train
+from offline.mine_queries import read_query_log
+from offline.training.examples import Label, read_labels
+
+__all__ = ["run"]
+
+# Cached queries from the log, a paraphrase the log never saw (scored
+# live), and one whose every candidate contradicts it.
+_SHOWN_QUERIES = ("red leather office chair", "womens running shoes size 8", "crimson leather desk seat", "yellow office chair")
+_SERVER_START_TIMEOUT_S = 180
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ensure_model(settings: Settings) -> None:
+    model_dir = Path(settings.model.name_or_path)
+    if (model_dir / MODEL_INFO_FILE).is_file():
+        _say(f"== model: reusing {model_dir} (delete it to retrain)")
+        return
+    _say(f"== model: none at {model_dir}; fine-tuning {settings.train.base_model} on the demo data (first run only)")
+    report = train.run(settings)
+    _say(f"   trained in {report.seconds:.0f} s -> {report.model_dir} (fingerprint {report.fingerprint})")
+
+
+def _start_server(config_args: Sequence[str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "entrel.cli", *config_args, "--set", f"server.port={port}", "serve"]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log_file:
+        return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+
+
+def _await_serving(client: RelevanceClient, server: subprocess.Popen[bytes], log_path: Path) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < _SERVER_START_TIMEOUT_S:
+        if server.poll() is not None:
+            raise EntrelError(f"the server exited with {server.returncode}; its log:\n{log_path.read_text()[-3000:]}")
+        if client.is_serving():
+            return time.monotonic() - started
+        time.sleep(0.25)
+    server.terminate()
+    raise EntrelError(f"the server did not report SERVING within {_SERVER_START_TIMEOUT_S} s; see {log_path}")
+
+
+def _candidates(labels: Sequence[Label]) -> dict[str, list[str]]:
+    """The judged items of each labelled query: stand-ins for a ranking service's candidates."""
+    items: dict[str, list[str]] = defaultdict(list)
+    for label in labels:
+        items[label.query].append(label.item_id)
+    return items
+
+
+def _show_queries(client: RelevanceClient, candidates: dict[str, list[str]]) -> None:
+    for query in _SHOWN_QUERIES:
+        items = candidates.get(query) or candidates["red leather office chair"]
+        response = client.score(query, items, explain=True)
+        _say(render_ranking(query, response, limit=4))
+        worst = min(response.items, key=lambda i: i.score)
+        _say("   lowest: " + render_explanation(query, pb.ScoreItemsResponse(items=[worst])).split("\n", 2)[2].strip())
+        _say()
+    inline = pb.InlineItem(
+        item_id="NEW-1",
+        title="Corvell Executive Red Leather Office Chair with Headrest",
+        brand="Corvell",
+        category_path=["Furniture", "Office Chairs"],
+    )
+    response = client.score("red leather office chair", [inline, "NOT-IN-CATALOG"], explain=True)
+    _say("== an item sent inline (not in the snapshot: entities extracted live) and an unknown id")
+    _say(render_explanation("red leather office chair", response))
+    _say()
+
+
+def _show_bad_requests(client: RelevanceClient, max_items: int) -> None:
+    _say("== bad requests get a clear status, never a crash")
+    cases = {
+        "empty query": ("   ", ["D0001"]),
+        "over-long query": ("chair " * 200, ["D0001"]),
+        "too many items": ("chair", ["D0001"] * (max_items + 1)),
+    }
+    for name, (query, items) in cases.items():
+        try:
+            client.score(query, items)
+            _say(f"   {name}: accepted (unexpected)")
+        except grpc.RpcError as exc:
+            _say(f"   {name}: {exc.code().name}: {exc.details()}")
+    _say()
+
+
+def _hit_rate(client: RelevanceClient, candidates: dict[str, list[str]], traffic: dict[str, int]) -> tuple[float, int]:
+    """Share of (item, entity) scores served from the cache, replaying labelled queries weighted by traffic."""
+    hits = lookups = 0
+    for query, items in candidates.items():
+        meta = client.score(query, items).metadata
+        weight = traffic.get(meta.normalized_query, 1)
+        hits += weight * meta.cache_hits
+        # cache_misses counts distinct pairs; every miss pair served at least one lookup.
+        lookups += weight * (meta.cache_hits + meta.cache_misses)
+    return (hits / lookups if lookups else 0.0), len(candidates)
+
+
+def run(settings: Settings, config_args: Sequence[str] = ()) -> int:
+    """Run the demo; `config_args` are the CLI's --config/--set flags, passed on to the server."""
+    started = time.monotonic()
+    _ensure_model(settings)
+    _say("== nightly job: extract entities, mine queries, precompute, publish a snapshot")
+    report = nightly.run(settings)
+    _say(
+        f"   snapshot {report.snapshot_id}: {report.counts} in {sum(report.seconds.values()):.0f} s, "
+        f"{report.snapshot_bytes / 1e6:.1f} MB, {report.pairs_per_second:.0f} pairs/s"
+    )
+    port = _free_port()
+    log_path = Path(settings.data_dir) / "logs" / "demo-server.log"
+    _say(f"== starting `entrel serve` on 127.0.0.1:{port} (log: {log_path})")
+    server = _start_server(config_args, port, log_path)
+    try:
+        with RelevanceClient(f"127.0.0.1:{port}") as client:
+            _say(f"   SERVING after {_await_serving(client, server, log_path):.1f} s\n")
+            labels = read_labels(settings.train.labels)
+            candidates = _candidates(labels)
+            _show_queries(client, candidates)
+            _show_bad_requests(client, settings.server.max_items)
+            rate, n_queries = _hit_rate(client, candidates, read_query_log(settings.nightly.query_log))
+            _say(f"== cache hit rate over {n_queries} labelled queries x their judged items, weighted by traffic: {rate:.1%}")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=60)
+    _say(f"== server stopped on SIGTERM, exit code {code}")
+    _say(f"== demo finished in {time.monotonic() - started:.0f} s")
+    return 0 if code == 0 else 1
+
+
+if __name__ == "__main__":
+    from entrel.cli import main
+
+    raise SystemExit(main(["demo", *sys.argv[1:]]))

@@ -1,0 +1,209 @@
+"""The nightly job: refresh the (query, entity) score cache.
+
+extract entities -> mine frequent queries (+ the server's logged misses)
+-> candidate entities per query -> score in batches -> write a NEW snapshot
+-> verify it -> promote it atomically -> prune old ones -> JSON report.
+
+A failure at any step leaves the promoted snapshot, and so the server,
+untouched; the half-written staging folder is removed by the next run.
+
+    python -m offline.nightly [--config entrel.toml] [--set nightly.top_k_queries=500]
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from entrel.cache import Manifest, SnapshotStore
+from entrel.cache.misslog import MissSummary, read_misses
+from entrel.catalog import Entity
+from entrel.config import Settings
+from entrel.errors import EntrelError
+from entrel.scoring import CrossEncoderScorer, Scorer
+from offline import extract
+from offline.mine_queries import mine_queries
+from offline.retrieval import Bm25Index
+
+__all__ = ["NightlyError", "NightlyReport", "run"]
+
+log = logging.getLogger(__name__)
+
+# Queries scored per model call: big enough for full batches, small enough
+# to stream rows into LMDB as they are done.
+_QUERIES_PER_CHUNK = 16
+# Miss-log files older than this are no longer read.
+_MISS_LOG_DAYS = 7
+
+
+class NightlyError(EntrelError, RuntimeError):
+    """The nightly job cannot run (e.g. another run holds the lock)."""
+
+
+@dataclass
+class NightlyReport:
+    snapshot_id: str
+    model_fingerprint: str
+    counts: dict[str, int]
+    queries_mined: int
+    traffic_coverage: float
+    miss_log_queries: int
+    pairs_per_second: float
+    snapshot_bytes: int
+    snapshot_path: str
+    pruned: list[str]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+@contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """One nightly run at a time per snapshot folder."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".nightly.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise NightlyError(f"another nightly run holds {root / '.nightly.lock'}") from None
+        yield
+
+
+def _candidates(
+    settings: Settings, catalog: extract.ExtractedCatalog, entity_ids: dict[Entity, int], queries: list[str], misses: MissSummary
+) -> list[np.ndarray]:
+    """Entity ids to precompute per query: those of its BM25 top items, plus its logged misses."""
+    if settings.nightly.candidates == "all":
+        every = np.arange(len(entity_ids), dtype=np.int64)
+        base = [every] * len(queries)
+    else:
+        item_entity_ids = [np.array([entity_ids[e] for e in es], dtype=np.int64) for es in catalog.entities]
+        documents = [
+            " ".join([item.title, *(e.text for e in es)]) for item, es in zip(catalog.items, catalog.entities, strict=True)
+        ]
+        tops = Bm25Index(documents).top(queries, settings.nightly.items_per_query)
+        base = [
+            np.unique(np.concatenate([item_entity_ids[i] for i in top])) if len(top) else np.zeros(0, np.int64)
+            for top in tops
+        ]
+    out = []
+    for query, ids in zip(queries, base, strict=True):
+        missed = [entity_ids[e] for e in misses.pairs.get(query, ()) if e in entity_ids]
+        out.append(np.union1d(ids, np.array(missed, dtype=np.int64)) if missed else ids)
+    return out
+
+
+def _score_rows(
+    scorer: Scorer, entities: list[Entity], queries: list[str], candidates: list[np.ndarray], progress: bool
+) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    rendered = [e.render() for e in entities]
+    bar = tqdm(total=int(sum(len(c) for c in candidates)), desc="precompute", unit="pair", disable=not progress)
+    for start in range(0, len(queries), _QUERIES_PER_CHUNK):
+        chunk = range(start, min(start + _QUERIES_PER_CHUNK, len(queries)))
+        pairs = [(queries[q], rendered[e]) for q in chunk for e in candidates[q]]
+        scores = scorer.score(pairs)
+        offset = 0
+        for q in chunk:
+            n = len(candidates[q])
+            yield queries[q], candidates[q], scores[offset : offset + n]
+            offset += n
+        bar.update(len(pairs))
+    bar.close()
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+
+
+def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True) -> NightlyReport:
+    """Build, verify and promote a new snapshot; returns what was done."""
+    store = SnapshotStore(settings.snapshot_root)
+    seconds: dict[str, float] = {}
+    with _exclusive(store.root):
+        clock = time.perf_counter()
+        catalog = extract.run(settings, progress=progress)
+        misses = read_misses(settings.miss_log_dir, _MISS_LOG_DAYS) if settings.nightly.use_miss_log else MissSummary()
+        mined = mine_queries(settings.nightly, misses)
+        queries = [q for q, _ in mined.queries]
+        # Entities seen only in misses (inline items) get ids too, so they can be cached.
+        table = sorted(set(catalog.entity_table()).union(*misses.pairs.values()))
+        entity_ids = {e: i for i, e in enumerate(table)}
+        candidates = _candidates(settings, catalog, entity_ids, queries, misses)
+        seconds["extract_and_mine"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        scorer = scorer if scorer is not None else CrossEncoderScorer(settings.model)
+        seconds["load_model"] = time.perf_counter() - clock
+
+        writer = store.new_writer(settings.nightly.map_size_mb)
+        snapshot_id = store.snapshot_id_of(writer)
+        try:
+            clock = time.perf_counter()
+            writer.put_meta("vocabulary", catalog.vocabulary.to_json())
+            writer.add_entities(table)
+            writer.add_items(
+                (item.item_id, item.title, [entity_ids[e] for e in es])
+                for item, es in zip(catalog.items, catalog.entities, strict=True)
+            )
+            writer.add_rows(_score_rows(scorer, table, queries, candidates, progress))
+            seconds["score_and_write"] = time.perf_counter() - clock
+            manifest = writer.finish(
+                Manifest(
+                    snapshot_id=snapshot_id,
+                    model_fingerprint=scorer.fingerprint,
+                    model_name=settings.model.name_or_path,
+                    created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                    counts={},
+                    sources={"catalog": settings.catalog.path, "query_log": settings.nightly.query_log},
+                    build_seconds=round(sum(seconds.values()), 2),
+                )
+            )
+        except BaseException:
+            writer.abort()
+            raise
+        path = store.publish(writer)
+
+        clock = time.perf_counter()
+        store.open(snapshot_id, verify=True)
+        store.promote(snapshot_id)
+        pruned = store.prune(settings.nightly.keep_snapshots)
+        seconds["verify_and_promote"] = time.perf_counter() - clock
+
+    pairs = manifest.counts["pairs"]
+    report = NightlyReport(
+        snapshot_id=snapshot_id,
+        model_fingerprint=scorer.fingerprint,
+        counts=manifest.counts,
+        queries_mined=len(queries),
+        traffic_coverage=round(mined.coverage, 4),
+        miss_log_queries=len(misses.queries),
+        pairs_per_second=round(pairs / seconds["score_and_write"], 1) if seconds["score_and_write"] else 0.0,
+        snapshot_bytes=_folder_bytes(path),
+        snapshot_path=str(path),
+        pruned=pruned,
+        seconds={k: round(v, 2) for k, v in seconds.items()},
+    )
+    reports = Path(settings.data_dir) / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / f"nightly-{snapshot_id}.json").write_text(report.to_json() + "\n", encoding="utf-8")
+    log.info("nightly run done", extra={"snapshot_id": snapshot_id, "pairs": pairs, "seconds": report.seconds})
+    return report
+
+
+if __name__ == "__main__":
+    import sys
+
+    from entrel.cli import main
+
+    raise SystemExit(main(["nightly", *sys.argv[1:]]))

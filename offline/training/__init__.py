@@ -1,0 +1,1 @@
+"""Training: examples, the soft-logic trainer, model directories."""

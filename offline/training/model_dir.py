@@ -1,0 +1,59 @@
+"""Trained model directories: weights, a fingerprint, and a model card."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from entrel.scoring import MODEL_INFO_FILE
+
+__all__ = ["save_model"]
+
+
+def _weights_digest(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin")):
+        with open(file, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _card(info: dict[str, Any]) -> str:
+    lines = [f"# entrel model `{info['fingerprint']}`", "", info.get("description", ""), ""]
+    for key in ("base_model", "created_at", "training_seconds"):
+        if key in info:
+            lines.append(f"- {key.replace('_', ' ')}: {info[key]}")
+    for section in ("data", "split", "metrics", "stages"):
+        if info.get(section):
+            lines += ["", f"## {section}", "", "```json", json.dumps(info[section], indent=2), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def save_model(encoder: Any, directory: str | os.PathLike[str], info: dict[str, Any]) -> str:
+    """Save `encoder` with entrel_model.json and README.md; return its fingerprint.
+
+    Written to a temporary folder and renamed, so a crash never leaves a
+    half-written model where the server or nightly job would load it.
+    """
+    target = Path(directory)
+    staging = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    encoder.save(str(staging))
+    info = {
+        **info,
+        "fingerprint": _weights_digest(staging),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    (staging / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    (staging / "README.md").write_text(_card(info), encoding="utf-8")
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, target)
+    return info["fingerprint"]

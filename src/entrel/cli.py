@@ -1,0 +1,166 @@
+"""`entrel ...`: command-line entry points. Each command parses, then calls a job or client."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from entrel.config import ConfigError, Settings, load_settings
+from entrel.logs import configure_logging
+
+__all__ = ["main"]
+
+log = logging.getLogger("entrel")
+
+
+def _address(settings: Settings, given: str | None) -> str:
+    return given or f"{settings.server.host}:{settings.server.port}"
+
+
+def cmd_nightly(settings: Settings, args: argparse.Namespace) -> int:
+    from offline import nightly
+
+    report = nightly.run(settings, progress=not args.no_progress)
+    print(report.to_json())
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from entrel.service.server import RelevanceServer
+
+    RelevanceServer(settings).start().wait()
+    return 0
+
+
+def cmd_score(settings: Settings, args: argparse.Namespace) -> int:
+    from entrel.render import render_ranking
+    from entrel.service.client import RelevanceClient
+
+    with RelevanceClient(_address(settings, args.address)) as client:
+        response = client.score(args.query, args.item_ids, explain=args.explain)
+    print(render_ranking(args.query, response))
+    return 0
+
+
+def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
+    from entrel.render import render_explanation
+    from entrel.service.client import RelevanceClient
+
+    with RelevanceClient(_address(settings, args.address)) as client:
+        response = client.score(args.query, args.item_ids, explain=True)
+    print(render_explanation(args.query, response))
+    return 0
+
+
+def cmd_entities(settings: Settings, args: argparse.Namespace) -> int:
+    from offline.inspect import item_entities
+
+    for line in item_entities(settings, args.item_ids, from_catalog=args.from_catalog):
+        print(line)
+    return 0
+
+
+def cmd_snapshots(settings: Settings, args: argparse.Namespace) -> int:
+    from entrel.cache import SnapshotStore
+
+    store = SnapshotStore(settings.snapshot_root)
+    if args.action == "rollback":
+        print(f"promoted {store.rollback()}")
+        return 0
+    current = store.current_id()
+    for snapshot_id in store.list_ids():
+        reader = store.open(snapshot_id, verify=args.action == "verify")
+        marker = "*" if snapshot_id == current else " "
+        m = reader.manifest
+        print(f"{marker} {snapshot_id}  model {m.model_fingerprint}  {json.dumps(m.counts)}  {m.created_at}")
+    return 0
+
+
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from offline import train
+
+    report = train.run(settings, output=args.output, progress=not args.no_progress)
+    print(f"model {report.model_dir} fingerprint {report.fingerprint} trained in {report.seconds:.0f} s")
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from offline import demo
+
+    config_args = (["--config", args.config] if args.config else []) + [f"--set={o}" for o in args.overrides]
+    return demo.run(settings, config_args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="entrel", description=__doc__)
+    parser.add_argument("--config", help="TOML settings file (default: $ENTREL_CONFIG, else built-in defaults)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one setting, e.g. logic.tnorm=min"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Callable[[Settings, argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("nightly", cmd_nightly, "extract entities, mine queries, precompute scores, publish a new snapshot")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add("serve", cmd_serve, "run the gRPC server until SIGTERM")
+    for name, handler, text in (
+        ("score", cmd_score, "rank items for a query by calling the server"),
+        ("explain", cmd_explain, "show why items scored as they did, entity by entity"),
+    ):
+        p = add(name, handler, text)
+        p.add_argument("query")
+        p.add_argument("item_ids", nargs="+", metavar="ITEM_ID")
+        p.add_argument("--address", help="server host:port (default: server.host:server.port)")
+        if name == "score":
+            p.add_argument("--explain", action="store_true", help="also print each item's entities")
+    p = add("entities", cmd_entities, "show the entities of catalog items")
+    p.add_argument("item_ids", nargs="+", metavar="ITEM_ID")
+    p.add_argument(
+        "--from-catalog", action="store_true", help="extract from the catalog now instead of reading the served snapshot"
+    )
+    p = add("train", cmd_train, "fine-tune the query-entity cross-encoder on the catalog and graded labels")
+    p.add_argument("--output", help="model directory to write (default: model.name_or_path)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add("demo", cmd_demo, "train if needed, run the nightly job, serve, query with explanations, stop")
+    p = add("snapshots", cmd_snapshots, "list, verify or roll back cache snapshots")
+    p.add_argument("action", nargs="?", choices=("list", "verify", "rollback"), default="list")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors a user can fix print one line and exit 2."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config, args.overrides)
+    except ConfigError as exc:
+        print(f"entrel: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    import grpc
+
+    from entrel.errors import EntrelError
+
+    try:
+        return args.handler(settings, args)
+    except EntrelError as exc:
+        print(f"entrel {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except grpc.RpcError as exc:
+        print(f"entrel {args.command}: server said {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

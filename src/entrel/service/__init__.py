@@ -1,0 +1,1 @@
+"""Online serving: engine, micro-batcher, snapshot watcher, gRPC server and client."""

@@ -1,0 +1,369 @@
+"""Scoring a query against items: cache lookup, live fallback, soft logic.
+
+The domain core of the server, free of gRPC types so tests, the evaluation
+and the benchmark drive exactly what the server runs.
+
+Per request: normalise the query; gather the items' entity ids from the
+snapshot into a padded (items x entities) matrix; read the query's cached
+row once and look every entity up in it with numpy; send the distinct
+misses to the shared micro-batcher, bounded by the request's deadline and a
+per-request cap; fill the matrix and let the aggregator combine each row.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import wait
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+
+from entrel.cache import SnapshotReader
+from entrel.cache.misslog import MissLogWriter
+from entrel.catalog import CatalogItem, Entity
+from entrel.catalog.extractor import EntityExtractor, Vocabulary
+from entrel.config import Settings
+from entrel.logic import PAD, Aggregate, Aggregator
+from entrel.service import metrics
+from entrel.service.batcher import MicroBatcher
+from entrel.text import normalize
+
+__all__ = [
+    "EntityScore",
+    "InvalidRequest",
+    "ItemRequest",
+    "ItemResult",
+    "ItemStatus",
+    "RelevanceEngine",
+    "ScoreResult",
+    "SnapshotSource",
+    "Source",
+]
+
+log = logging.getLogger(__name__)
+
+
+class InvalidRequest(ValueError):
+    """The request itself is wrong (empty or over-long query, too many items)."""
+
+
+class Source(StrEnum):
+    CACHED = "cached"
+    LIVE = "live"
+    PRIOR = "prior"
+
+
+class ItemStatus(StrEnum):
+    OK = "ok"
+    UNKNOWN_ITEM = "unknown_item"
+    NO_ENTITIES = "no_entities"
+    DEGRADED = "degraded"
+
+
+# Codes of the per-slot source matrix.
+_PAD, _CACHED, _LIVE, _PRIOR = 0, 1, 2, 3
+_SOURCE_OF_CODE = {_CACHED: Source.CACHED, _LIVE: Source.LIVE, _PRIOR: Source.PRIOR}
+
+
+class SnapshotSource(Protocol):
+    """Hands out the snapshot to use for one request (see SnapshotWatcher)."""
+
+    def current(self) -> SnapshotReader | None: ...
+
+
+@dataclass(frozen=True)
+class ItemRequest:
+    """An item by catalog id, or sent inline with its fields."""
+
+    item_id: str
+    inline: CatalogItem | None = None
+
+
+@dataclass(frozen=True)
+class EntityScore:
+    entity: Entity
+    score: float
+    source: Source
+    lift: float
+    breaks_match: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    item_id: str
+    score: float
+    status: ItemStatus
+    message: str = ""
+    title: str = ""
+    entities: list[EntityScore] | None = None
+
+
+@dataclass
+class ScoreResult:
+    items: list[ItemResult]
+    snapshot_id: str
+    model_fingerprint: str
+    tnorm: str
+    normalized_query: str
+    query_cached: bool
+    cache_hits: int = 0
+    cache_misses: int = 0
+    live_scored_pairs: int = 0
+    prior_pairs: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Resolved:
+    """Items as a padded entity-id matrix; ids >= len(snapshot entities) are request-local."""
+
+    ids: np.ndarray
+    counts: np.ndarray
+    known: np.ndarray
+    local_entities: list[Entity]
+    titles: list[str]
+
+
+class RelevanceEngine:
+    """Scores items for a query; thread-safe, one per server."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        fingerprint: str,
+        snapshot: SnapshotSource,
+        batcher: MicroBatcher,
+        miss_log: MissLogWriter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.fingerprint = fingerprint
+        self._snapshot = snapshot
+        self._batcher = batcher
+        self._miss_log = miss_log
+        self.aggregator = Aggregator(settings.logic.tnorm, settings.logic.prior, settings.logic.match_threshold)
+        self._extractors: dict[str, EntityExtractor] = {}
+        # spaCy pipelines are not safe to share between threads.
+        self._extract_lock = threading.Lock()
+
+    # -- request validation ------------------------------------------------
+
+    def validate(self, query: str, n_items: int) -> str:
+        """The normalised query, or InvalidRequest naming the limit broken."""
+        limits = self.settings.server
+        if len(query) > limits.max_query_chars:
+            raise InvalidRequest(f"query is {len(query)} characters; the limit is server.max_query_chars={limits.max_query_chars}")
+        normalized = normalize(query)
+        if not normalized:
+            raise InvalidRequest("query is empty (nothing left after normalisation)")
+        if n_items > limits.max_items:
+            raise InvalidRequest(f"{n_items} items requested; the limit is server.max_items={limits.max_items}")
+        return normalized
+
+    # -- scoring -----------------------------------------------------------
+
+    def score(
+        self, query: str, items: Sequence[ItemRequest], explain: bool = False, deadline: float | None = None
+    ) -> ScoreResult:
+        """Score `items` for `query`; `deadline` is on the monotonic clock."""
+        started = time.perf_counter()
+        normalized = self.validate(query, len(items))
+        if deadline is None:
+            deadline = time.monotonic() + self.settings.server.default_deadline_ms / 1000
+        snap = self._snapshot.current()
+        resolved = self._resolve(snap, items, explain)
+        row = snap.row(normalized) if snap is not None else None
+        scores, sources, hits = self._lookup(row, resolved.ids)
+        result = ScoreResult(
+            items=[],
+            snapshot_id=snap.snapshot_id if snap else "",
+            model_fingerprint=self.fingerprint,
+            tnorm=self.aggregator.tnorm_name,
+            normalized_query=normalized,
+            query_cached=row is not None,
+            cache_hits=hits,
+        )
+        looked_up = time.perf_counter()
+        notes = self._fill_misses(normalized, snap, resolved, scores, sources, deadline, result)
+        lived = time.perf_counter()
+        aggregate = self.aggregator(scores, resolved.counts, explain=explain)
+        result.items = self._results(snap, resolved, scores, sources, aggregate, notes, items, explain)
+        done = time.perf_counter()
+        result.timings_ms = {
+            "lookup": (looked_up - started) * 1000,
+            "live": (lived - looked_up) * 1000,
+            "aggregate": (done - lived) * 1000,
+            "total": (done - started) * 1000,
+        }
+        metrics.CACHE_HITS.inc(result.cache_hits)
+        metrics.CACHE_MISSES.inc(result.cache_misses)
+        metrics.PRIOR_PAIRS.inc(result.prior_pairs)
+        return result
+
+    def prepare(self, snap: SnapshotReader | None) -> None:
+        """Build the extractor for `snap` ahead of requests (called when a snapshot is swapped in)."""
+        with self._extract_lock:
+            self._extractor(snap)
+
+    def _extractor(self, snap: SnapshotReader | None) -> EntityExtractor:
+        """The extractor with the snapshot's vocabulary, so live extraction matches the nightly one.
+
+        Callers hold the extraction lock.
+        """
+        key = snap.snapshot_id if snap else ""
+        extractor = self._extractors.get(key)
+        if extractor is None:
+            vocabulary = Vocabulary.from_json(snap.vocabulary_json) if snap and snap.vocabulary_json else Vocabulary.learn([])
+            extractor = EntityExtractor(self.settings.extraction, vocabulary)
+            self._extractors = {key: extractor}  # keep only the current snapshot's
+        return extractor
+
+    def _resolve(self, snap: SnapshotReader | None, items: Sequence[ItemRequest], explain: bool) -> _Resolved:
+        n = len(items)
+        if snap is not None:
+            rows = np.fromiter((snap.item_rows.get(r.item_id, -1) if r.inline is None else -1 for r in items), np.int64, n)
+            known = rows >= 0
+            ids = snap.item_entities[np.where(known, rows, 0)] if n else np.zeros((0, 0), np.int32)
+            ids[~known] = -1
+            counts = np.where(known, snap.item_counts[np.where(known, rows, 0)], 0).astype(np.int32)
+            n_snapshot_entities = len(snap.entities)
+        else:
+            known = np.zeros(n, dtype=bool)
+            ids = np.full((n, 0), -1, dtype=np.int32)
+            counts = np.zeros(n, dtype=np.int32)
+            n_snapshot_entities = 0
+        inline_rows = [i for i, r in enumerate(items) if r.inline is not None]
+        local: list[Entity] = []
+        if inline_rows:
+            with self._extract_lock:
+                extracted = self._extractor(snap).extract_many([items[i].inline for i in inline_rows])
+            local_ids: dict[Entity, int] = {}
+            width = max(ids.shape[1], max((len(e) for e in extracted), default=0))
+            if width > ids.shape[1]:
+                ids = np.pad(ids, ((0, 0), (0, width - ids.shape[1])), constant_values=-1)
+            for row, entities in zip(inline_rows, extracted, strict=True):
+                for col, entity in enumerate(entities):
+                    known_id = snap.entity_ids.get(entity) if snap is not None else None
+                    if known_id is None:
+                        known_id = local_ids.setdefault(entity, n_snapshot_entities + len(local_ids))
+                    ids[row, col] = known_id
+                counts[row] = len(entities)
+            local = list(local_ids)
+        titles = [""] * n
+        if explain:
+            titles = snap.titles([r.item_id for r in items]) if snap is not None else titles
+            for i in inline_rows:
+                titles[i] = items[i].inline.title
+        return _Resolved(ids, counts, known, local, titles)
+
+    @staticmethod
+    def _lookup(row: tuple[np.ndarray, np.ndarray] | None, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Scores (PAD where padded, NaN where missed) and source codes of every slot."""
+        valid = ids >= 0
+        scores = np.full(ids.shape, PAD, dtype=np.float32)
+        sources = np.zeros(ids.shape, dtype=np.int8)
+        wanted = ids[valid]
+        found = np.full(wanted.shape, np.nan, dtype=np.float32)
+        if row is not None and row[0].size and wanted.size:
+            row_ids, row_scores = row
+            pos = np.minimum(np.searchsorted(row_ids, wanted), row_ids.size - 1)
+            hit = row_ids[pos] == wanted
+            found[hit] = row_scores[pos[hit]]
+        scores[valid] = found
+        sources[valid] = np.where(np.isnan(found), _PRIOR, _CACHED)
+        return scores, sources, int(np.count_nonzero(~np.isnan(found)))
+
+    def _fill_misses(
+        self,
+        query: str,
+        snap: SnapshotReader | None,
+        resolved: _Resolved,
+        scores: np.ndarray,
+        sources: np.ndarray,
+        deadline: float,
+        result: ScoreResult,
+    ) -> dict[int, str]:
+        """Score missed entities live; those not scored get the prior. Returns notes by entity id."""
+        missing = np.isnan(scores)
+        if not missing.any():
+            return {}
+        miss_ids = np.unique(resolved.ids[missing])
+        result.cache_misses = len(miss_ids)
+        entities = [self._entity(snap, resolved, int(i)) for i in miss_ids]
+        if self._miss_log is not None:
+            self._miss_log.record(query, entities, result.query_cached)
+        cap = self.settings.server.max_live_pairs_per_request
+        values = np.full(len(miss_ids), self.settings.logic.prior, dtype=np.float32)
+        scored = np.zeros(len(miss_ids), dtype=bool)
+        notes: dict[int, str] = {}
+        futures = self._batcher.submit([(query, e.render()) for e in entities[:cap]], deadline)
+        wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+        for k, future in enumerate(futures):
+            if not future.done():
+                notes[int(miss_ids[k])] = "not scored within the request deadline"
+            elif future.exception() is not None:
+                notes[int(miss_ids[k])] = f"live scoring failed: {future.exception()}"
+            else:
+                values[k] = future.result()
+                scored[k] = True
+        for k in range(len(futures), len(miss_ids)):
+            notes[int(miss_ids[k])] = f"over the live cap of {cap} pairs per request"
+        # Map each missing slot to its position in miss_ids.
+        slot = np.searchsorted(miss_ids, resolved.ids[missing])
+        scores[missing] = values[slot]
+        sources[missing] = np.where(scored[slot], _LIVE, _PRIOR)
+        result.live_scored_pairs = int(scored.sum())
+        result.prior_pairs = len(miss_ids) - result.live_scored_pairs
+        return notes
+
+    @staticmethod
+    def _entity(snap: SnapshotReader | None, resolved: _Resolved, entity_id: int) -> Entity:
+        base = len(snap.entities) if snap is not None else 0
+        return snap.entities[entity_id] if entity_id < base else resolved.local_entities[entity_id - base]
+
+    def _results(
+        self,
+        snap: SnapshotReader | None,
+        resolved: _Resolved,
+        scores: np.ndarray,
+        sources: np.ndarray,
+        aggregate: Aggregate,
+        notes: dict[int, str],
+        items: Sequence[ItemRequest],
+        explain: bool,
+    ) -> list[ItemResult]:
+        prior_rows = (sources == _PRIOR).any(axis=1)
+        out = []
+        for i, request in enumerate(items):
+            if not resolved.known[i] and request.inline is None:
+                status = ItemStatus.UNKNOWN_ITEM
+                message = "item id not in the serving snapshot" if snap is not None else "no snapshot is being served"
+            elif aggregate.empty[i]:
+                status, message = ItemStatus.NO_ENTITIES, "no entities extracted: prior score"
+            elif prior_rows[i]:
+                status, message = ItemStatus.DEGRADED, "some entities got the prior score"
+            else:
+                status, message = ItemStatus.OK, ""
+            metrics.ITEMS.labels(status.value).inc()
+            entities = None
+            if explain:
+                entities = [
+                    EntityScore(
+                        entity=self._entity(snap, resolved, int(resolved.ids[i, j])),
+                        score=float(scores[i, j]),
+                        source=_SOURCE_OF_CODE[int(sources[i, j])],
+                        lift=float(aggregate.lift[i, j]),
+                        breaks_match=bool(aggregate.breaker[i] == j),
+                        note=notes.get(int(resolved.ids[i, j]), ""),
+                    )
+                    for j in range(int(resolved.counts[i]))
+                ]
+            out.append(
+                ItemResult(request.item_id, float(aggregate.scores[i]), status, message, resolved.titles[i], entities)
+            )
+        return out

@@ -1,0 +1,122 @@
+"""The gRPC face of the engine: proto <-> domain, and errors -> status codes."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import grpc
+
+from entrel.catalog import CatalogItem
+from entrel.service import metrics
+from entrel.service.batcher import Overloaded
+from entrel.service.engine import InvalidRequest, ItemRequest, ItemStatus, RelevanceEngine, ScoreResult, Source
+from entrel.v1 import relevance_pb2 as pb
+from entrel.v1 import relevance_pb2_grpc as pb_grpc
+
+__all__ = ["RelevanceServicer", "STATUS_OF_ERROR"]
+
+log = logging.getLogger(__name__)
+
+# One table from error kind to gRPC status; anything else is INTERNAL.
+STATUS_OF_ERROR: dict[type[Exception], grpc.StatusCode] = {
+    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+_ITEM_STATUS = {
+    ItemStatus.OK: pb.ITEM_STATUS_OK,
+    ItemStatus.UNKNOWN_ITEM: pb.ITEM_STATUS_UNKNOWN_ITEM,
+    ItemStatus.NO_ENTITIES: pb.ITEM_STATUS_NO_ENTITIES,
+    ItemStatus.DEGRADED: pb.ITEM_STATUS_DEGRADED,
+}
+_SOURCE = {Source.CACHED: pb.SCORE_SOURCE_CACHED, Source.LIVE: pb.SCORE_SOURCE_LIVE, Source.PRIOR: pb.SCORE_SOURCE_PRIOR}
+# Time kept back from the client's deadline to build and send the answer.
+_DEADLINE_MARGIN_S = 0.005
+
+
+def _item_request(index: int, ref: pb.ItemRef) -> ItemRequest:
+    kind = ref.WhichOneof("ref")
+    if kind == "item_id":
+        return ItemRequest(ref.item_id)
+    if kind == "inline":
+        item = ref.inline
+        item_id = item.item_id or f"inline-{index}"
+        return ItemRequest(
+            item_id,
+            CatalogItem(
+                item_id=item_id,
+                title=item.title,
+                description=item.description,
+                brand=item.brand,
+                color=item.color,
+                category=tuple(item.category_path),
+                attributes=dict(item.attributes),
+            ),
+        )
+    raise InvalidRequest(f"items[{index}] has neither item_id nor inline set")
+
+
+def to_response(result: ScoreResult) -> pb.ScoreItemsResponse:
+    response = pb.ScoreItemsResponse()
+    for item in result.items:
+        out = response.items.add(
+            item_id=item.item_id, score=item.score, status=_ITEM_STATUS[item.status], message=item.message, title=item.title
+        )
+        for e in item.entities or ():
+            out.entities.add(
+                type=e.entity.type.value,
+                text=e.entity.text,
+                score=e.score,
+                source=_SOURCE[e.source],
+                lift=e.lift,
+                breaks_match=e.breaks_match,
+                note=e.note,
+            )
+    t = result.timings_ms
+    response.metadata.CopyFrom(
+        pb.ResponseMetadata(
+            snapshot_id=result.snapshot_id,
+            model_fingerprint=result.model_fingerprint,
+            tnorm=result.tnorm,
+            normalized_query=result.normalized_query,
+            query_cached=result.query_cached,
+            cache_hits=result.cache_hits,
+            cache_misses=result.cache_misses,
+            live_scored_pairs=result.live_scored_pairs,
+            prior_pairs=result.prior_pairs,
+            lookup_ms=t.get("lookup", 0.0),
+            live_ms=t.get("live", 0.0),
+            aggregate_ms=t.get("aggregate", 0.0),
+            total_ms=t.get("total", 0.0),
+        )
+    )
+    return response
+
+
+class RelevanceServicer(pb_grpc.RelevanceServicer):
+    """Thin adapter: validation and scoring live in the engine."""
+
+    def __init__(self, engine: RelevanceEngine) -> None:
+        self.engine = engine
+
+    def ScoreItems(self, request: pb.ScoreItemsRequest, context: grpc.ServicerContext) -> pb.ScoreItemsResponse:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            # Checked before building the item list, so a huge request is refused cheaply.
+            self.engine.validate(request.query, len(request.items))
+            items = [_item_request(i, ref) for i, ref in enumerate(request.items)]
+            remaining = context.time_remaining()
+            deadline = None if remaining is None else time.monotonic() + max(0.0, remaining - _DEADLINE_MARGIN_S)
+            return to_response(self.engine.score(request.query, items, explain=request.explain, deadline=deadline))
+        except tuple(STATUS_OF_ERROR) as exc:
+            code = STATUS_OF_ERROR[type(exc)]
+            context.abort(code, str(exc))
+        except Exception:
+            code = grpc.StatusCode.INTERNAL
+            log.exception("ScoreItems failed", extra={"query": request.query[:200]})
+            context.abort(code, "internal error while scoring; see the server log")
+        finally:
+            metrics.REQUESTS.labels(code.name).inc()
+            metrics.REQUEST_SECONDS.observe(time.perf_counter() - started)

@@ -1,0 +1,126 @@
+"""Assembles and runs the gRPC server: model, snapshot watcher, batcher, health, reflection."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from entrel.cache import SnapshotReader, SnapshotStore
+from entrel.cache.misslog import MissLogWriter
+from entrel.config import Settings
+from entrel.scoring import CrossEncoderScorer, Scorer
+from entrel.service import metrics
+from entrel.service.batcher import MicroBatcher
+from entrel.service.engine import RelevanceEngine
+from entrel.service.grpc_service import RelevanceServicer
+from entrel.service.snapshots import SnapshotWatcher
+from entrel.v1 import relevance_pb2 as pb
+from entrel.v1 import relevance_pb2_grpc as pb_grpc
+
+__all__ = ["RelevanceServer", "SERVICE_NAME"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Relevance"].full_name
+_MAX_BATCH_PAIRS = 128
+
+
+class RelevanceServer:
+    """A running entrel server. ``start()``, then ``wait()`` or ``stop()``.
+
+    Health reports NOT_SERVING until the model is warm and a snapshot is
+    open; calls are still answered meanwhile, every pair scored live.
+    """
+
+    def __init__(self, settings: Settings, scorer: Scorer | None = None) -> None:
+        self.settings = settings
+        self.scorer = scorer if scorer is not None else CrossEncoderScorer(settings.model)
+        cfg = settings.server
+        self.batcher = MicroBatcher(self.scorer, _MAX_BATCH_PAIRS, cfg.batch_wait_ms / 1000, cfg.queue_capacity_pairs)
+        self.miss_log = MissLogWriter(settings.miss_log_dir) if cfg.log_misses else None
+        self.health = health.HealthServicer()
+        self._set_health(False)
+        self.watcher = SnapshotWatcher(
+            SnapshotStore(settings.snapshot_root),
+            self.scorer.fingerprint,
+            cfg.reload_interval_s,
+            on_change=self._snapshot_changed,
+        )
+        self.engine = RelevanceEngine(settings, self.scorer.fingerprint, self.watcher, self.batcher, self.miss_log)
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix="entrel-rpc"),
+            options=[("grpc.so_reuseport", 0)],
+        )
+        pb_grpc.add_RelevanceServicer_to_server(RelevanceServicer(self.engine), self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self._server,
+        )
+        self.port = self._server.add_insecure_port(f"{cfg.host}:{cfg.port}")
+        if self.port == 0:
+            raise OSError(f"cannot listen on {cfg.host}:{cfg.port} (in use?)")
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+
+    def _set_health(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, status)
+
+    def _snapshot_changed(self, reader: SnapshotReader | None) -> None:
+        self.engine.prepare(reader)
+        self._set_health(reader is not None)
+
+    def warm_up(self) -> None:
+        """One forward pass, so the first request does not pay for lazy initialisation."""
+        started = time.perf_counter()
+        self.scorer.score([("warm up", "product type: chair")])
+        log.info("model warm", extra={"seconds": round(time.perf_counter() - started, 3)})
+
+    def start(self) -> RelevanceServer:
+        self.warm_up()
+        self.watcher.start()
+        if self.settings.server.metrics_port:
+            metrics.serve_metrics(self.settings.server.metrics_port, self.settings.server.host)
+        self._server.start()
+        log.info(
+            "serving",
+            extra={
+                "address": f"{self.settings.server.host}:{self.port}",
+                "snapshot_id": (s.snapshot_id if (s := self.watcher.current()) else None),
+                "model": self.scorer.fingerprint,
+            },
+        )
+        return self
+
+    def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, let in-flight ones finish (up to `grace` seconds), release everything."""
+        if self._stopping.is_set():
+            self._stopped.wait()
+            return
+        self._stopping.set()
+        self._set_health(False)
+        grace = self.settings.server.grace_period_s if grace is None else grace
+        self._server.stop(grace).wait()
+        self.watcher.stop()
+        self.batcher.close()
+        if self.miss_log is not None:
+            self.miss_log.close()
+        self._stopped.set()
+        log.info("stopped")
+
+    def wait(self) -> None:
+        """Block until stopped; SIGTERM and SIGINT stop the server cleanly."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: threading.Thread(target=self.stop, daemon=True).start())
+        # Wake up regularly: a signal handler only runs between bytecodes.
+        while not self._stopped.wait(0.5):
+            pass

@@ -1,0 +1,274 @@
+"""The gRPC service end to end: a real nightly snapshot, a real model, a real server on loopback."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from entrel.cache import Manifest, SnapshotStore
+from entrel.service.engine import ItemRequest
+from entrel.service.server import SERVICE_NAME, RelevanceServer
+from entrel.v1 import relevance_pb2 as pb
+
+QUERY = "red leather office chair"
+
+
+def entities_of(server, item_id):
+    snap = server.watcher.current()
+    row = snap.item_rows[item_id]
+    return {(e.type.value, e.text) for e in (snap.entities[i] for i in snap.item_entities[row, : snap.item_counts[row]])}
+
+
+def office_chairs(server):
+    snap = server.watcher.current()
+    return [i for i in snap.item_rows if ("product_type", "office chair") in entities_of(server, i)]
+
+
+def test_cached_scores_explained_and_matching_items_outrank_contradicting_ones(server, client):
+    chairs = office_chairs(server)
+    matching = [i for i in chairs if {("color", "red"), ("material", "leather")} <= entities_of(server, i)]
+    contradicting = [i for i in chairs if ("color", "red") not in entities_of(server, i) and any(t == "color" for t, _ in entities_of(server, i))]
+    assert matching and contradicting, "the demo catalog should hold red leather and other-colored chairs"
+    response = client.score(QUERY, matching + contradicting, explain=True)
+    meta = response.metadata
+    assert meta.query_cached and meta.snapshot_id and meta.model_fingerprint == server.scorer.fingerprint
+    assert meta.cache_hits > 0
+    scores = {item.item_id: item.score for item in response.items}
+    assert [item.item_id for item in response.items] == matching + contradicting  # request order kept
+    assert min(scores[i] for i in matching) > max(scores[i] for i in contradicting)
+    for item in response.items:
+        assert item.status == pb.ITEM_STATUS_OK
+        assert item.title and item.entities
+        assert {e.source for e in item.entities} <= {pb.SCORE_SOURCE_CACHED, pb.SCORE_SOURCE_LIVE}
+        assert all(0.0 <= e.score <= 1.0 for e in item.entities)
+    # the contradicting color is what breaks the match
+    broken = [e for item in response.items if item.item_id in contradicting for e in item.entities if e.breaks_match]
+    assert broken and {e.type for e in broken} <= {"color", "material", "product_type"}
+    assert any(e.type == "color" for e in broken)
+
+
+def test_unknown_query_is_scored_live_once_per_distinct_pair(server, client):
+    chairs = office_chairs(server)[:10]
+    response = client.score("crimson leather desk seat for gaming", chairs, explain=True)
+    meta = response.metadata
+    assert not meta.query_cached and meta.cache_hits == 0
+    distinct = {(e.type, e.text) for item in response.items for e in item.entities}
+    assert meta.cache_misses == len(distinct) == meta.live_scored_pairs
+    assert all(e.source == pb.SCORE_SOURCE_LIVE for item in response.items for e in item.entities)
+    assert all(item.status == pb.ITEM_STATUS_OK for item in response.items)
+
+
+@pytest.mark.parametrize(
+    ("query", "n_items", "message"),
+    [
+        ("", 1, "query is empty"),
+        (" \u200b\t ", 1, "query is empty"),
+        ("chair " * 200, 1, "max_query_chars=512"),
+        ("chair", 1001, "max_items=1000"),
+    ],
+)
+def test_bad_requests_are_invalid_argument_naming_the_limit(client, query, n_items, message):
+    with pytest.raises(grpc.RpcError) as caught:
+        client.score(query, ["D0001"] * n_items)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in caught.value.details()
+
+
+def test_item_ref_without_id_or_inline_is_invalid(server, client):
+    request = pb.ScoreItemsRequest(query="chair", items=[pb.ItemRef()])
+    with pytest.raises(grpc.RpcError) as caught:
+        client._stub.ScoreItems(request, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "items[0]" in caught.value.details()
+
+
+def test_unknown_items_and_odd_unicode_degrade_per_item(server, client):
+    known = office_chairs(server)[0]
+    response = client.score("ＲＥＤ\u200b leather 🪑 chair\u202e", [known, "NOPE", "", "x" * 5000], explain=True)
+    statuses = [item.status for item in response.items]
+    assert statuses == [pb.ITEM_STATUS_OK] + [pb.ITEM_STATUS_UNKNOWN_ITEM] * 3
+    assert response.metadata.normalized_query == "red leather 🪑 chair"
+    assert all(item.score == pytest.approx(0.5) and not item.entities for item in response.items[1:])
+
+
+def test_inline_items_are_extracted_live(server, client):
+    inline = pb.InlineItem(
+        item_id="NEW-1", title="Corvell Red Leather Office Chair", category_path=["Furniture", "Office Chairs"], brand="Corvell"
+    )
+    empty = pb.InlineItem(item_id="EMPTY", title="")
+    response = client.score(QUERY, [inline, empty], explain=True)
+    first, second = response.items
+    assert first.status == pb.ITEM_STATUS_OK and first.item_id == "NEW-1"
+    texts = {(e.type, e.text) for e in first.entities}
+    assert {("product_type", "office chair"), ("color", "red"), ("material", "leather")} <= texts
+    assert second.status == pb.ITEM_STATUS_NO_ENTITIES and second.score == pytest.approx(0.5)
+
+
+def test_health_and_reflection(server, client):
+    assert client.is_serving() and client.is_serving(SERVICE_NAME)
+    stub = reflection_pb2_grpc.ServerReflectionStub(client._channel)
+    replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    names = {s.name for reply in replies for s in reply.list_services_response.service}
+    assert {SERVICE_NAME, "grpc.health.v1.Health"} <= names
+
+
+def test_deadline_degrades_items_with_the_prior_instead_of_failing(served_settings, scorer):
+    settings = served_settings.replace(**{"server.default_deadline_ms": 1, "server.log_misses": False})
+    server = RelevanceServer(settings, scorer=scorer).start()
+    try:
+        chairs = list(server.watcher.current().item_rows)[:40]
+        result = server.engine.score("a query nobody ever typed about lamps", [ItemRequest(i) for i in chairs], explain=True)
+        assert result.prior_pairs > 0
+        degraded = [i for i in result.items if i.status == "degraded"]
+        assert degraded
+        notes = {e.note for i in degraded for e in i.entities if e.source == "prior"}
+        assert "not scored within the request deadline" in notes
+    finally:
+        server.stop(grace=0)
+
+
+def test_full_live_queue_answers_resource_exhausted_at_once(served_settings, scorer):
+    from entrel.service.client import RelevanceClient
+
+    settings = served_settings.replace(**{"server.queue_capacity_pairs": 5, "server.log_misses": False})
+    server = RelevanceServer(settings, scorer=scorer).start()
+    try:
+        with RelevanceClient(f"127.0.0.1:{server.port}") as client:
+            items = list(server.watcher.current().item_rows)[:30]
+            started = time.monotonic()
+            with pytest.raises(grpc.RpcError) as caught:
+                client.score("another query nobody typed", items)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "capacity 5" in caught.value.details()
+            assert time.monotonic() - started < 1.0
+    finally:
+        server.stop(grace=0)
+
+
+def _republish(store: SnapshotStore, scale: float, fingerprint: str | None = None) -> str:
+    """A new snapshot with the promoted one's tables and every score multiplied by `scale`."""
+    reader = store.open(store.current_id())
+    writer = store.new_writer(map_size_mb=256)
+    writer.put_meta("vocabulary", reader.vocabulary_json)
+    writer.add_entities(reader.entities)
+    titles = reader.titles(list(reader.item_rows))
+    writer.add_items(
+        (item_id, title, reader.item_entities[row, : reader.item_counts[row]].tolist())
+        for (item_id, row), title in zip(reader.item_rows.items(), titles, strict=True)
+    )
+    writer.add_rows((q, *(lambda ids, s: (ids, s * scale))(*reader.row(q))) for q in reader.queries())
+    snapshot_id = store.snapshot_id_of(writer)
+    writer.finish(Manifest(snapshot_id, fingerprint or reader.manifest.model_fingerprint, "test", "now", {}))
+    store.publish(writer)
+    return snapshot_id
+
+
+@pytest.fixture
+def private_server(served_settings, scorer, tmp_path):
+    """A server over its own copy of the snapshot folder, free to promote new snapshots."""
+    import shutil
+
+    shutil.copytree(served_settings.snapshot_root, tmp_path / "snapshots")
+    settings = served_settings.replace(data_dir=str(tmp_path))
+    server = RelevanceServer(settings, scorer=scorer).start()
+    yield server, SnapshotStore(settings.snapshot_root)
+    server.stop(grace=0)
+
+
+def test_snapshot_swap_under_load_drops_no_request(private_server):
+    from entrel.service.client import RelevanceClient
+
+    server, store = private_server
+    old_id = store.current_id()
+    items = office_chairs(server)[:20]
+    seen: set[str] = set()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def hammer():
+        with RelevanceClient(f"127.0.0.1:{server.port}") as client:
+            while not stop.is_set():
+                try:
+                    seen.add(client.score(QUERY, items).metadata.snapshot_id)
+                except BaseException as exc:  # any failure fails the test
+                    errors.append(exc)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    new_id = _republish(store, scale=0.5)
+    store.promote(new_id)
+    deadline = time.monotonic() + 10
+    while new_id not in seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert {old_id, new_id} <= seen
+    with RelevanceClient(f"127.0.0.1:{server.port}") as client:
+        assert client.score(QUERY, items).metadata.snapshot_id == new_id
+
+
+def test_snapshot_of_another_model_is_refused(private_server):
+    from entrel.service.client import RelevanceClient
+
+    server, store = private_server
+    old_id = store.current_id()
+    foreign = _republish(store, scale=1.0, fingerprint="some-other-model")
+    store.promote(foreign)
+    time.sleep(0.5)
+    with RelevanceClient(f"127.0.0.1:{server.port}") as client:
+        assert client.score(QUERY, office_chairs(server)[:3]).metadata.snapshot_id == old_id
+
+
+def test_without_any_snapshot_the_server_is_not_serving_but_answers_live(served_settings, scorer, tmp_path):
+    from entrel.service.client import RelevanceClient
+
+    settings = served_settings.replace(data_dir=str(tmp_path))
+    server = RelevanceServer(settings, scorer=scorer).start()
+    try:
+        with RelevanceClient(f"127.0.0.1:{server.port}") as client:
+            assert not client.is_serving()
+            inline = pb.InlineItem(item_id="X", title="Red Leather Office Chair")
+            response = client.score(QUERY, [inline, "D0001"], explain=True)
+            assert response.metadata.snapshot_id == ""
+            assert response.items[0].status == pb.ITEM_STATUS_OK
+            assert all(e.source == pb.SCORE_SOURCE_LIVE for e in response.items[0].entities)
+            assert response.items[1].status == pb.ITEM_STATUS_UNKNOWN_ITEM
+    finally:
+        server.stop(grace=0)
+
+
+def test_corrupt_current_snapshot_falls_back_to_an_older_valid_one(served_settings, scorer, tmp_path):
+    import shutil
+
+    shutil.copytree(served_settings.snapshot_root, tmp_path / "snapshots")
+    store = SnapshotStore(tmp_path / "snapshots")
+    good = store.current_id()
+    bad = _republish(store, scale=1.0)
+    data = store.path_of(bad) / "data.mdb"
+    data.write_bytes(b"\0" * 8192)
+    store.promote(bad)
+    server = RelevanceServer(served_settings.replace(data_dir=str(tmp_path)), scorer=scorer).start()
+    try:
+        assert server.watcher.current().snapshot_id == good
+    finally:
+        server.stop(grace=0)
+
+
+def test_live_scores_match_the_nightly_cache(server):
+    """Offline and online build the same keys and inputs: a cached score equals a live one."""
+    snap = server.watcher.current()
+    ids, cached = snap.row(QUERY)
+    entities = [snap.entities[i] for i in ids[:20]]
+    live = server.scorer.score([(QUERY, e.render()) for e in entities])
+    np.testing.assert_allclose(live, cached[:20], atol=1e-4)
