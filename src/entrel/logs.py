@@ -40,12 +40,20 @@ class _TextFormatter(logging.Formatter):
         return line
 
 
+# Libraries whose info/debug chatter is dropped (some reset their own
+# logger levels on import, so this is a handler filter, not a level).
+_NOISY = ("transformers", "sentence_transformers", "httpx", "urllib3", "bm25s", "filelock")
+
+
+def _quiet_libraries(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or record.name.split(".", 1)[0] not in _NOISY
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Route all logs to stderr in `fmt` (json or text); quiet the chatty libraries."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
+    handler.addFilter(_quiet_libraries)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("transformers", "sentence_transformers", "httpx", "urllib3", "bm25s"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
