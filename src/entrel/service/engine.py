@@ -68,6 +68,13 @@ class ItemStatus(StrEnum):
 # Codes of the per-slot source matrix.
 _PAD, _CACHED, _LIVE, _PRIOR = 0, 1, 2, 3
 _SOURCE_OF_CODE = {_CACHED: Source.CACHED, _LIVE: Source.LIVE, _PRIOR: Source.PRIOR}
+# Item status codes (by severity) with their messages.
+_STATUSES = (
+    (ItemStatus.OK, ""),
+    (ItemStatus.UNKNOWN_ITEM, ""),  # message depends on whether a snapshot is served
+    (ItemStatus.NO_ENTITIES, "no entities extracted: prior score"),
+    (ItemStatus.DEGRADED, "some entities got the prior score"),
+)
 
 
 class SnapshotSource(Protocol):
@@ -125,7 +132,9 @@ class _Resolved:
 
     ids: np.ndarray
     counts: np.ndarray
+    # Found in the snapshot / sent inline.
     known: np.ndarray
+    inline: np.ndarray
     local_entities: list[Entity]
     titles: list[str]
 
@@ -259,7 +268,9 @@ class RelevanceEngine:
             titles = snap.titles([r.item_id for r in items]) if snap is not None else titles
             for i in inline_rows:
                 titles[i] = items[i].inline.title
-        return _Resolved(ids, counts, known, local, titles)
+        inline = np.zeros(n, dtype=bool)
+        inline[inline_rows] = True
+        return _Resolved(ids, counts, known, inline, local, titles)
 
     @staticmethod
     def _lookup(row: tuple[np.ndarray, np.ndarray] | None, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -326,6 +337,16 @@ class RelevanceEngine:
         base = len(snap.entities) if snap is not None else 0
         return snap.entities[entity_id] if entity_id < base else resolved.local_entities[entity_id - base]
 
+    def _statuses(self, snap: SnapshotReader | None, resolved: _Resolved, sources: np.ndarray, aggregate: Aggregate) -> np.ndarray:
+        """Status code per item (index into _STATUSES), most severe first."""
+        codes = np.zeros(len(resolved.known), dtype=np.int8)
+        codes[(sources == _PRIOR).any(axis=1)] = 3
+        codes[aggregate.empty] = 2
+        codes[~resolved.known & ~resolved.inline] = 1
+        for code, count in zip(*np.unique(codes, return_counts=True), strict=True):
+            metrics.ITEMS.labels(_STATUSES[code][0].value).inc(int(count))
+        return codes
+
     def _results(
         self,
         snap: SnapshotReader | None,
@@ -337,33 +358,37 @@ class RelevanceEngine:
         items: Sequence[ItemRequest],
         explain: bool,
     ) -> list[ItemResult]:
-        prior_rows = (sources == _PRIOR).any(axis=1)
+        codes = self._statuses(snap, resolved, sources, aggregate).tolist()
+        item_scores = aggregate.scores.tolist()
+        unknown_message = "item id not in the serving snapshot" if snap is not None else "no snapshot is being served"
+        if explain:  # plain lists: indexing numpy scalars one by one is slow
+            ids, counts = resolved.ids.tolist(), resolved.counts.tolist()
+            score_rows, source_rows = scores.tolist(), sources.tolist()
+            lift_rows, breakers = aggregate.lift.tolist(), aggregate.breaker.tolist()
         out = []
         for i, request in enumerate(items):
-            if not resolved.known[i] and request.inline is None:
-                status = ItemStatus.UNKNOWN_ITEM
-                message = "item id not in the serving snapshot" if snap is not None else "no snapshot is being served"
-            elif aggregate.empty[i]:
-                status, message = ItemStatus.NO_ENTITIES, "no entities extracted: prior score"
-            elif prior_rows[i]:
-                status, message = ItemStatus.DEGRADED, "some entities got the prior score"
-            else:
-                status, message = ItemStatus.OK, ""
-            metrics.ITEMS.labels(status.value).inc()
+            status, message = _STATUSES[codes[i]]
             entities = None
             if explain:
                 entities = [
                     EntityScore(
-                        entity=self._entity(snap, resolved, int(resolved.ids[i, j])),
-                        score=float(scores[i, j]),
-                        source=_SOURCE_OF_CODE[int(sources[i, j])],
-                        lift=float(aggregate.lift[i, j]),
-                        breaks_match=bool(aggregate.breaker[i] == j),
-                        note=notes.get(int(resolved.ids[i, j]), ""),
+                        entity=self._entity(snap, resolved, ids[i][j]),
+                        score=score_rows[i][j],
+                        source=_SOURCE_OF_CODE[source_rows[i][j]],
+                        lift=lift_rows[i][j],
+                        breaks_match=breakers[i] == j,
+                        note=notes.get(ids[i][j], ""),
                     )
-                    for j in range(int(resolved.counts[i]))
+                    for j in range(counts[i])
                 ]
             out.append(
-                ItemResult(request.item_id, float(aggregate.scores[i]), status, message, resolved.titles[i], entities)
+                ItemResult(
+                    request.item_id,
+                    item_scores[i],
+                    status,
+                    unknown_message if codes[i] == 1 else message,
+                    resolved.titles[i],
+                    entities,
+                )
             )
         return out
