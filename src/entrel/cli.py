@@ -88,11 +88,35 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_args(args: argparse.Namespace) -> list[str]:
+    """This command line's --config/--set flags, for the server subprocess a command starts."""
+    return (["--config", args.config] if args.config else []) + [f"--set={o}" for o in args.overrides]
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from offline import demo
 
-    config_args = (["--config", args.config] if args.config else []) + [f"--set={o}" for o in args.overrides]
-    return demo.run(settings, config_args)
+    return demo.run(settings, _config_args(args))
+
+
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bench.run import Options, run
+
+    options = Options(
+        out=Path(args.out),
+        data=args.data,
+        data_dir=args.data_dir,
+        quick=args.quick,
+        requests=args.requests,
+        duration_s=args.duration_s,
+        fresh=args.fresh,
+        skip=frozenset(args.skip),
+        config_args=tuple(_config_args(args)),
+    )
+    run(settings, options)
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,6 +154,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="model directory to write (default: model.name_or_path)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add("demo", cmd_demo, "train if needed, run the nightly job, serve, query with explanations, stop")
+    p = add("bench", cmd_bench, "benchmark entrel against the naive cross-encoder: latency, throughput, precompute, hit rates")
+    p.add_argument("--out", default="bench.json", help="JSON file for every figure (default: bench.json)")
+    p.add_argument(
+        "--data", choices=("demo", "esci"), default="demo", help="demo: the configured catalog and query log; esci: the ESCI subset"
+    )
+    p.add_argument("--data-dir", help="the benchmark's own data dir (default: var/bench, or var/bench-esci)")
+    p.add_argument("--fresh", action="store_true", help="rebuild the snapshot even when one exists")
+    p.add_argument("--quick", action="store_true", help="short counts and fewer load levels: a smoke run")
+    p.add_argument("--requests", type=int, help="at most this many requests per scenario")
+    p.add_argument("--duration-s", type=float, help="at most this many seconds per scenario")
+    p.add_argument(
+        "--skip", action="append", default=[], choices=("precompute", "naive", "online", "traffic"), help="leave a part out (repeatable)"
+    )
     p = add("snapshots", cmd_snapshots, "list, verify or roll back cache snapshots")
     p.add_argument("action", nargs="?", choices=("list", "verify", "rollback"), default="list")
     return parser

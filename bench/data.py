@@ -1,0 +1,89 @@
+"""The benchmark's data: its own data dir with a snapshot of the configured model, built when missing.
+
+``demo`` uses the settings as given (the embedded demo data by default).
+``esci`` reads the ESCI subset through ``offline.esci`` (from
+``$ENTREL_ESCI_DIR``, else ``../shared/data/esci-us``) and writes it into
+the data dir as a JSONL catalog and a query log of its judged queries.
+Either way the snapshot is built by the real nightly job, without the
+miss log, so the same inputs give the same snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from entrel.cache import SnapshotReader, SnapshotStore
+from entrel.config import Settings
+from entrel.errors import EntrelError
+from entrel.scoring import Scorer
+from offline import nightly
+
+__all__ = ["BenchData", "BenchDataUnavailable", "prepare"]
+
+_DEFAULT_DATA_DIR = {"demo": "var/bench", "esci": "var/bench-esci"}
+
+
+class BenchDataUnavailable(EntrelError, RuntimeError):
+    """The requested data set cannot be used here; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class BenchData:
+    settings: Settings
+    # Setting overrides (dotted key -> value) the server subprocess must get too.
+    overrides: dict[str, str]
+    snapshot: SnapshotReader
+    # The nightly report when this run built the snapshot, else None.
+    nightly: dict[str, Any] | None
+
+    def config_args(self, base: list[str]) -> list[str]:
+        """The CLI's own --config/--set flags, then the benchmark's."""
+        return [*base, *(f"--set={key}={value}" for key, value in self.overrides.items())]
+
+
+def _esci_inputs(directory: Path) -> dict[str, str]:
+    """Write the ESCI products and judged queries as entrel inputs under `directory`; overrides naming them."""
+    try:
+        from offline import esci
+
+        source = esci.default_data_dir()
+        items, labels = esci.read_products(source), esci.read_labels(source)
+    except (ImportError, AttributeError) as exc:
+        raise BenchDataUnavailable(
+            "--data esci needs the ESCI loader offline/esci.py (read_products, read_labels, default_data_dir), "
+            f"which this checkout does not have ({exc}); run with --data demo meanwhile"
+        ) from None
+    directory.mkdir(parents=True, exist_ok=True)
+    catalog = directory / "catalog.jsonl"
+    with open(catalog, "w", encoding="utf-8") as f:
+        for item in items:
+            # Attributes as a JSON string: an empty object is not a valid polars struct.
+            row = {**asdict(item), "category": list(item.category), "attributes": json.dumps(dict(item.attributes))}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    # ESCI has no traffic counts: every judged query is one search a day.
+    query_log = directory / "query_log.jsonl"
+    with open(query_log, "w", encoding="utf-8") as f:
+        for query in sorted({label.query for label in labels}):
+            f.write(json.dumps({"query": query, "count": 1}, ensure_ascii=False) + "\n")
+    return {"catalog.path": str(catalog), "catalog.format": "jsonl", "nightly.query_log": str(query_log)}
+
+
+def prepare(settings: Settings, data: str, data_dir: str | None, fresh: bool, scorer: Scorer) -> BenchData:
+    """Settings pointed at the benchmark's data dir, and its current snapshot (built by the nightly when needed)."""
+    directory = Path(data_dir or _DEFAULT_DATA_DIR[data])
+    overrides = {"data_dir": str(directory)}
+    if data == "esci":
+        overrides |= _esci_inputs(directory / "input")
+    settings = settings.replace(**overrides)
+    store = SnapshotStore(settings.snapshot_root)
+    current = store.current_id()
+    stale = current is None or store.open(current).manifest.model_fingerprint != scorer.fingerprint
+    report = None
+    if fresh or stale:
+        report = asdict(
+            nightly.run(settings.replace(**{"nightly.use_miss_log": "false"}), scorer=scorer, progress=False)
+        )
+    return BenchData(settings, overrides, store.open(store.current_id()), report)
