@@ -24,6 +24,7 @@ class Reply:
     server_ms: float | None = None
     cache_hits: int = 0
     cache_misses: int = 0
+    live_scored_pairs: int = 0
     prior_pairs: int = 0
 
 
@@ -48,11 +49,7 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
 
 
 def hit_rate(samples: Sequence[Sample]) -> float | None:
-    """cache_hits / (cache_hits + cache_misses) over answered requests, as the server counts them.
-
-    Hits count (item, entity) lookups, misses count distinct (query, entity)
-    pairs, so an entity missed by several items of a request counts once.
-    """
+    """cache_hits / (cache_hits + cache_misses) over answered requests: per (item, entity) lookup."""
     hits = sum(s.reply.cache_hits for s in samples if s.reply.code == "OK")
     misses = sum(s.reply.cache_misses for s in samples if s.reply.code == "OK")
     return round(hits / (hits + misses), 4) if hits + misses else None
@@ -61,7 +58,7 @@ def hit_rate(samples: Sequence[Sample]) -> float | None:
 def summarize(samples: Sequence[Sample], wall_s: float) -> dict[str, Any]:
     """Latencies over answered requests only: a fast refusal must not flatter the percentiles."""
     ok = [s for s in samples if s.reply.code == "OK"]
-    live_scored = sum(s.reply.cache_misses - s.reply.prior_pairs for s in ok)
+    live_scored = sum(s.reply.live_scored_pairs for s in ok)
     return {
         "requests": len(samples),
         "ok": len(ok),

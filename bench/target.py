@@ -16,7 +16,7 @@ __all__ = ["GrpcTarget"]
 
 def _reply(response: pb.ScoreItemsResponse) -> Reply:
     meta = response.metadata
-    return Reply("OK", meta.total_ms, meta.cache_hits, meta.cache_misses, meta.prior_pairs)
+    return Reply("OK", meta.total_ms, meta.cache_hits, meta.cache_misses, meta.live_scored_pairs, meta.prior_pairs)
 
 
 class GrpcTarget:

@@ -130,7 +130,6 @@ def _hit_rate(client: RelevanceClient, candidates: dict[str, list[str]], traffic
         meta = client.score(query, items).metadata
         weight = traffic.get(meta.normalized_query, 1)
         hits += weight * meta.cache_hits
-        # cache_misses counts distinct pairs; every miss pair served at least one lookup.
         lookups += weight * (meta.cache_hits + meta.cache_misses)
     return (hits / lookups if lookups else 0.0), len(candidates)
 

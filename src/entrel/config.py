@@ -143,10 +143,11 @@ class ServerSettings:
     default_deadline_ms: int = 2000
     # Distinct live pairs one request may queue; the rest get the prior.
     max_live_pairs_per_request: int = 4096
-    # Micro-batcher: wait at most this long to fill a batch, hold at most
-    # this many pending pairs before shedding load.
+    # Micro-batcher: wait at most this long to fill a batch; shed load past
+    # this many pending pairs (and whenever the backlog cannot be scored
+    # before a request's deadline at the measured rate).
     batch_wait_ms: float = 2.0
-    queue_capacity_pairs: int = 20000
+    queue_capacity_pairs: int = 5000
     # How often to look for a newly promoted snapshot.
     reload_interval_s: float = 1.0
     # Prometheus metrics on this port; 0 disables.

@@ -4,9 +4,13 @@ One worker thread owns the model. Requests submit pairs and get futures;
 the worker waits at most `max_wait_s` to fill a batch, scores it (the
 scorer sorts by length and cuts token-budget batches), and resolves the
 futures. An identical pair already queued or being scored is shared, not
-queued twice. Past `capacity` pending pairs, `submit` refuses at once
-(:class:`Overloaded`) instead of letting latency grow without bound; pairs
-whose every waiter's deadline has passed are dropped before scoring.
+queued twice.
+
+Load is shed at once (:class:`Overloaded`) rather than letting latency grow
+without bound: when `capacity` pairs are pending, or when the backlog ahead
+of a request would take longer to score (at the measured rate) than the
+request has left before its deadline. Pairs whose every waiter's deadline
+has passed are dropped before scoring.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ class MicroBatcher:
         # Queued or being scored, by pair: the de-duplication table.
         self._inflight: dict[Pair, _Job] = {}
         self._closed = False
+        # Scoring rate in pairs/s (moving average over batches); None until measured.
+        self._rate: float | None = None
         self._worker = threading.Thread(target=self._run, name="entrel-batcher", daemon=True)
         self._worker.start()
 
@@ -70,11 +76,8 @@ class MicroBatcher:
             if self._closed:
                 raise Overloaded("the live scorer is shutting down")
             fresh = {p for p in pairs if p not in self._inflight}
-            if len(self._inflight) + len(fresh) > self._capacity:
-                metrics.SHED_REQUESTS.inc()
-                raise Overloaded(
-                    f"live scoring queue is full ({len(self._inflight)} pending pairs, capacity {self._capacity})"
-                )
+            if fresh:
+                self._admit(len(fresh), deadline)
             futures = []
             for pair in pairs:
                 job = self._inflight.get(pair)
@@ -88,6 +91,21 @@ class MicroBatcher:
             metrics.QUEUE_DEPTH.set(len(self._inflight))
             self._lock.notify()
             return futures
+
+    def _admit(self, fresh: int, deadline: float) -> None:
+        """Raise Overloaded when `fresh` more pairs cannot be taken on (caller holds the lock)."""
+        backlog = len(self._inflight)
+        if backlog + fresh > self._capacity:
+            reason = f"live scoring queue is full ({backlog} pending pairs, capacity {self._capacity})"
+        elif self._rate and backlog / self._rate > deadline - time.monotonic():
+            reason = (
+                f"live scoring backlog of {backlog} pairs needs about {backlog / self._rate:.2f} s "
+                f"at {self._rate:.0f} pairs/s, past this request's deadline"
+            )
+        else:
+            return
+        metrics.SHED_REQUESTS.inc()
+        raise Overloaded(reason)
 
     def _take_batch(self) -> list[_Job] | None:
         with self._lock:
@@ -125,9 +143,12 @@ class MicroBatcher:
                 outcome: list[float | BaseException] = [exc] * len(batch)
             else:
                 outcome = [float(s) for s in scores]
+            elapsed = time.perf_counter() - started
             metrics.LIVE_BATCH_PAIRS.observe(len(batch))
-            metrics.LIVE_BATCH_SECONDS.observe(time.perf_counter() - started)
+            metrics.LIVE_BATCH_SECONDS.observe(elapsed)
             with self._lock:
+                rate = len(batch) / max(elapsed, 1e-6)
+                self._rate = rate if self._rate is None else 0.8 * self._rate + 0.2 * rate
                 for job, result in zip(batch, outcome, strict=True):
                     del self._inflight[job.pair]
                     if isinstance(result, BaseException):

@@ -304,7 +304,7 @@ class RelevanceEngine:
         if not missing.any():
             return {}
         miss_ids = np.unique(resolved.ids[missing])
-        result.cache_misses = len(miss_ids)
+        result.cache_misses = int(missing.sum())
         entities = [self._entity(snap, resolved, int(i)) for i in miss_ids]
         if self._miss_log is not None:
             self._miss_log.record(query, entities, result.query_cached)
