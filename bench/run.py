@@ -27,7 +27,7 @@ from bench.data import BenchData, prepare
 from bench.loadgen import closed_loop, open_loop
 from bench.naive import NaiveTarget, item_text
 from bench.report import git_state, machine, ratios, render
-from bench.server import serving
+from entrel.service.process import serving
 from bench.stats import summarize
 from bench.target import GrpcTarget
 from bench.workload import BenchRequest, Workload

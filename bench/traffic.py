@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from bench.loadgen import closed_loop
-from bench.server import serving
+from entrel.service.process import serving
 from bench.stats import Sample, hit_rate, summarize
 from bench.target import GrpcTarget
 from bench.workload import BenchRequest, Workload

@@ -11,9 +11,6 @@
 
 from __future__ import annotations
 
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -23,10 +20,10 @@ from pathlib import Path
 import grpc
 
 from entrel.config import Settings
-from entrel.errors import EntrelError
 from entrel.render import render_explanation, render_ranking
 from entrel.scoring import MODEL_INFO_FILE
 from entrel.service.client import RelevanceClient
+from entrel.service.process import serving
 from entrel.v1 import relevance_pb2 as pb
 from offline import nightly, train
 from offline.mine_queries import read_query_log
@@ -37,46 +34,10 @@ __all__ = ["run"]
 # Cached queries from the log, a paraphrase the log never saw (scored
 # live), and one whose every candidate contradicts it.
 _SHOWN_QUERIES = ("red leather office chair", "womens running shoes size 8", "crimson leather desk seat", "yellow office chair")
-_SERVER_START_TIMEOUT_S = 180
 
 
 def _say(text: str = "") -> None:
     print(text, flush=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ensure_model(settings: Settings) -> None:
-    model_dir = Path(settings.model.name_or_path)
-    if (model_dir / MODEL_INFO_FILE).is_file():
-        _say(f"== model: reusing {model_dir} (delete it to retrain)")
-        return
-    _say(f"== model: none at {model_dir}; fine-tuning {settings.train.base_model} on the demo data (first run only)")
-    report = train.run(settings)
-    _say(f"   trained in {report.seconds:.0f} s -> {report.model_dir} (fingerprint {report.fingerprint})")
-
-
-def _start_server(config_args: Sequence[str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "entrel.cli", *config_args, "--set", f"server.port={port}", "serve"]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log_file:
-        return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-
-
-def _await_serving(client: RelevanceClient, server: subprocess.Popen[bytes], log_path: Path) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < _SERVER_START_TIMEOUT_S:
-        if server.poll() is not None:
-            raise EntrelError(f"the server exited with {server.returncode}; its log:\n{log_path.read_text()[-3000:]}")
-        if client.is_serving():
-            return time.monotonic() - started
-        time.sleep(0.25)
-    server.terminate()
-    raise EntrelError(f"the server did not report SERVING within {_SERVER_START_TIMEOUT_S} s; see {log_path}")
 
 
 def _candidates(labels: Sequence[Label]) -> dict[str, list[str]]:
@@ -144,25 +105,20 @@ def run(settings: Settings, config_args: Sequence[str] = ()) -> int:
         f"   snapshot {report.snapshot_id}: {report.counts} in {sum(report.seconds.values()):.0f} s, "
         f"{report.snapshot_bytes / 1e6:.1f} MB, {report.pairs_per_second:.0f} pairs/s"
     )
-    port = _free_port()
     log_path = Path(settings.data_dir) / "logs" / "demo-server.log"
-    _say(f"== starting `entrel serve` on 127.0.0.1:{port} (log: {log_path})")
-    server = _start_server(config_args, port, log_path)
-    try:
-        with RelevanceClient(f"127.0.0.1:{port}") as client:
-            _say(f"   SERVING after {_await_serving(client, server, log_path):.1f} s\n")
+    _say(f"== starting `entrel serve` (log: {log_path})")
+    with serving(config_args, log_path) as server:
+        _say(f"   SERVING on {server.address} after {server.startup_s:.1f} s\n")
+        with RelevanceClient(server.address) as client:
             labels = read_labels(settings.train.labels)
             candidates = _candidates(labels)
             _show_queries(client, candidates)
             _show_bad_requests(client, settings.server.max_items)
             rate, n_queries = _hit_rate(client, candidates, read_query_log(settings.nightly.query_log))
             _say(f"== cache hit rate over {n_queries} labelled queries x their judged items, weighted by traffic: {rate:.1%}")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        code = server.wait(timeout=60)
-    _say(f"== server stopped on SIGTERM, exit code {code}")
+    _say(f"== server stopped on SIGTERM, exit code {server.exit_code}")
     _say(f"== demo finished in {time.monotonic() - started:.0f} s")
-    return 0 if code == 0 else 1
+    return 0 if server.exit_code == 0 else 1
 
 
 if __name__ == "__main__":
