@@ -156,6 +156,8 @@ def test_ambiguous_words_only_where_a_title_names_variants(extractor):
         ("Acme Queen Mattress", ["queen"]),
         ("Acme Hoodie, Full Script, Blue", []),
         ("Acme Bully Sticks for Small Dogs", []),
+        ("Acme Work Pant, Black, 34W X 32L", ["34w x 32l"]),
+        ("Acme 1000W Microwave", ["1000 watt"]),
     ],
 )
 def test_sizes_are_canonical(extractor, title, expected):

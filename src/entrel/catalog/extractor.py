@@ -478,6 +478,8 @@ class EntityExtractor:
         matcher.add("fused", [[{"LOWER": {"REGEX": self._fused.pattern}}]])
         matcher.add("of", [[{"LOWER": {"IN": sorted(_OF_UNITS)}}, {"LOWER": "of"}, number]])
         matcher.add("size", [[{"LOWER": "size"}, number]])
+        # Trousers: "34W X 32L" is waist x length, not 34 watts.
+        matcher.add("waist", [[{"LOWER": {"REGEX": r"^\d+w$"}}, times, {"LOWER": {"REGEX": r"^\d+l$"}}]])
         matcher.add(
             "shoe",
             [
@@ -516,6 +518,8 @@ class EntityExtractor:
                 text = _quantity(numbers[-1], _OF_UNITS[span[0].lower_])
             elif kind in ("size", "shoe"):
                 text = f"size {_number(numbers[0])}"
+            elif kind == "waist":
+                text = f"{span[0].lower_} x {span[-1].lower_}"
             elif title is None or self._names_size(title, kind, start, end):
                 text = canonical
             if text:
