@@ -19,6 +19,11 @@ __all__ = ["biencoder_minilm", "biencoder_mpnet", "bm25", "random_order"]
 
 # Shuffles averaged for the expected quality of a random order.
 _RANDOM_RUNS = 20
+# Product texts BM25 may index, chosen on validation (ESCI descriptions hold the bullet points).
+_BM25_TEXTS: dict[str, Callable[[CatalogItem], str]] = {
+    "title+brand+color": item_text,
+    "title+brand+color+description": lambda item: f"{item_text(item)} {item.description}",
+}
 # Item texts a zero-shot bi-encoder may compare the query with, chosen on validation.
 _BIENCODER_TEXTS: dict[str, Callable[[CatalogItem], str]] = {
     "title": lambda item: item.title,
@@ -40,25 +45,28 @@ def random_order(ctx: EvalContext) -> MethodResult:
     return MethodResult(runs, {"runs": _RANDOM_RUNS})
 
 
+def _bm25(ctx: EvalContext, name: str, text: Callable[[CatalogItem], str], labels: list[Label]) -> Scores:
+    """BM25 of each pair, indexed over the whole product file (as a search engine would be),
+    so term statistics do not depend on which products were judged."""
+
+    def build() -> tuple[Bm25Index, dict[str, int]]:
+        ids = list(ctx.items)
+        return Bm25Index([text(ctx.items[i]) for i in ids]), {item_id: n for n, item_id in enumerate(ids)}
+
+    index, position = ctx.shared(f"bm25:{name}", build)
+    scores: dict[tuple[str, str], float] = {}
+    for query in dict.fromkeys(label.query for label in labels):
+        row = index.scores(query)
+        scores.update({(query, lab.item_id): float(row[position[lab.item_id]]) for lab in labels if lab.query == query})
+    return scores
+
+
 @method("bm25")
 def bm25(ctx: EvalContext) -> MethodResult:
-    """BM25 over every product's title, brand, color and description (with bullet points).
-
-    Indexed over the whole product file, as a search engine would be, so
-    term statistics do not depend on which products were judged.
-    """
-    ids = list(ctx.items)
-    position = {item_id: i for i, item_id in enumerate(ids)}
-    index = ctx.shared(
-        "bm25:title+brand+color+description",
-        lambda: Bm25Index([f"{item_text(ctx.items[i])} {ctx.items[i].description}" for i in ids]),
-    )
-    scores: dict[tuple[str, str], float] = {}
-    for query in dict.fromkeys(label.query for label in ctx.test_labels):
-        row = index.scores(query)
-        for label in ctx.labels_of([query]):
-            scores[(query, label.item_id)] = float(row[position[label.item_id]])
-    return MethodResult.of(scores)
+    """BM25 over product text, with the fields indexed chosen on the validation queries."""
+    candidates = {name: functools.partial(_bm25, ctx, name, text) for name, text in _BM25_TEXTS.items()}
+    chosen, validation = choose_on_validation(ctx, candidates)
+    return MethodResult.of(candidates[chosen](ctx.test_labels), item_text=chosen, validation_ndcg_at_10=validation)
 
 
 def _cosine(ctx: EvalContext, model: Path | str, text: Callable[[CatalogItem], str], labels: list[Label]) -> Scores:
