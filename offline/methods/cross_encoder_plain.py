@@ -36,6 +36,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import torch
+
 from entrel.scoring import MODEL_INFO_FILE, load_cross_encoder
 from entrel.text import normalize
 from offline.evaluate import EvalContext, MethodResult, Scores, method, validation_ndcg
@@ -104,6 +106,9 @@ class _Training:
 
     def __init__(self, ctx: EvalContext, recipe: Recipe, labels: Sequence[Label]) -> None:
         self.ctx, self.recipe = ctx, recipe
+        # The fresh head is initialised from torch's global generator: seed it, or
+        # two runs of one recipe differ by as much as the candidates do.
+        torch.manual_seed(ctx.settings.train.seed)
         self.encoder = load_cross_encoder(_BASE_MODEL, num_labels=1, max_length=_MAX_LENGTH)
         self.examples = _examples(ctx, labels, recipe)
         self.epochs = 0
