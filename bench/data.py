@@ -10,24 +10,18 @@ miss log, so the same inputs give the same snapshot.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from entrel.cache import SnapshotReader, SnapshotStore
 from entrel.config import Settings
-from entrel.errors import EntrelError
 from entrel.scoring import Scorer
 from offline import nightly
 
-__all__ = ["BenchData", "BenchDataUnavailable", "prepare"]
+__all__ = ["BenchData", "prepare"]
 
 _DEFAULT_DATA_DIR = {"demo": "var/bench", "esci": "var/bench-esci"}
-
-
-class BenchDataUnavailable(EntrelError, RuntimeError):
-    """The requested data set cannot be used here; the message says what is missing."""
 
 
 @dataclass(frozen=True)
@@ -46,29 +40,11 @@ class BenchData:
 
 def _esci_inputs(directory: Path) -> dict[str, str]:
     """Write the ESCI products and judged queries as entrel inputs under `directory`; overrides naming them."""
-    try:
-        from offline import esci
+    from offline import esci
 
-        source = esci.default_data_dir()
-        items, labels = esci.read_products(source), esci.read_labels(source)
-    except (ImportError, AttributeError) as exc:
-        raise BenchDataUnavailable(
-            "--data esci needs the ESCI loader offline/esci.py (read_products, read_labels, default_data_dir), "
-            f"which this checkout does not have ({exc}); run with --data demo meanwhile"
-        ) from None
-    directory.mkdir(parents=True, exist_ok=True)
-    catalog = directory / "catalog.jsonl"
-    with open(catalog, "w", encoding="utf-8") as f:
-        for item in items:
-            # Attributes as a JSON string: an empty object is not a valid polars struct.
-            row = {**asdict(item), "category": list(item.category), "attributes": json.dumps(dict(item.attributes))}
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    # ESCI has no traffic counts: every judged query is one search a day.
-    query_log = directory / "query_log.jsonl"
-    with open(query_log, "w", encoding="utf-8") as f:
-        for query in sorted({label.query for label in labels}):
-            f.write(json.dumps({"query": query, "count": 1}, ensure_ascii=False) + "\n")
-    return {"catalog.path": str(catalog), "catalog.format": "jsonl", "nightly.query_log": str(query_log)}
+    source = esci.default_data_dir()
+    items, labels = esci.read_products(source), esci.read_labels(source)
+    return esci.write_entrel_inputs(items, (label.query for label in labels), directory)
 
 
 def prepare(settings: Settings, data: str, data_dir: str | None, fresh: bool, scorer: Scorer) -> BenchData:

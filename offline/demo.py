@@ -40,6 +40,16 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
+def _ensure_model(settings: Settings) -> None:
+    model_dir = Path(settings.model.name_or_path)
+    if (model_dir / MODEL_INFO_FILE).is_file():
+        _say(f"== model: reusing {model_dir} (delete it to retrain)")
+        return
+    _say(f"== model: none at {model_dir}; fine-tuning {settings.train.base_model} on the demo data (first run only)")
+    report = train.run(settings)
+    _say(f"   trained in {report.seconds:.0f} s -> {report.model_dir} (fingerprint {report.fingerprint})")
+
+
 def _candidates(labels: Sequence[Label]) -> dict[str, list[str]]:
     """The judged items of each labelled query: stand-ins for a ranking service's candidates."""
     items: dict[str, list[str]] = defaultdict(list)

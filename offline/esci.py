@@ -23,7 +23,7 @@ import logging
 import os
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from entrel.catalog import CatalogItem
@@ -40,6 +40,7 @@ __all__ = [
     "read_labels",
     "read_products",
     "split_queries",
+    "write_entrel_inputs",
 ]
 
 log = logging.getLogger(__name__)
@@ -202,3 +203,24 @@ def load(data_dir: str | os.PathLike[str] | None = None) -> EsciData:
         extra={"products": len(items), "labels": len(labels), "train": len(split.train), "test": len(split.test)},
     )
     return EsciData(items, labels, split)
+
+
+def write_entrel_inputs(items: Iterable[CatalogItem], queries: Iterable[str], directory: Path) -> dict[str, str]:
+    """Products as an entrel JSONL catalog and `queries` as a query log (one search each) under `directory`.
+
+    Returns the setting overrides that point entrel at them, so the nightly
+    job and the server read ESCI through the ordinary catalog path.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    catalog = directory / "catalog.jsonl"
+    with open(catalog, "w", encoding="utf-8") as f:
+        for item in items:
+            # Attributes as a JSON string: an empty object is not a valid polars struct.
+            row = {**asdict(item), "category": list(item.category), "attributes": json.dumps(dict(item.attributes))}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    # ESCI has no traffic counts.
+    query_log = directory / "query_log.jsonl"
+    with open(query_log, "w", encoding="utf-8") as f:
+        for query in sorted(set(queries)):
+            f.write(json.dumps({"query": query, "count": 1}, ensure_ascii=False) + "\n")
+    return {"catalog.path": str(catalog), "catalog.format": "jsonl", "nightly.query_log": str(query_log)}

@@ -83,3 +83,23 @@ def test_serve_stops_cleanly_on_sigterm(served_settings):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_demo_runs_end_to_end_with_a_trained_model(tmp_path, trained_model, small_data, capsys):
+    """`entrel demo` (what `make demo` runs): nightly, a served subprocess, explanations, clean SIGTERM."""
+    code = main(
+        [
+            f"--set=data_dir={tmp_path}",
+            f"--set=model.name_or_path={trained_model}",
+            f"--set=catalog.path={small_data['catalog']}",
+            f"--set=nightly.query_log={small_data['query_log']}",
+            f"--set=train.labels={small_data['labels']}",
+            "demo",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"reusing {trained_model}" in out
+    assert "cached" in out and "live" in out and "breaks the match" in out
+    assert "INVALID_ARGUMENT" in out and "cache hit rate" in out
+    assert "exit code 0" in out
