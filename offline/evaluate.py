@@ -15,6 +15,7 @@ nDCG@10 with gains 3/2/1/0, nDCG@10 with the ESCI paper's gains
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import json
 import logging
@@ -41,6 +42,7 @@ __all__ = [
     "MethodResult",
     "Scores",
     "choose_on_validation",
+    "context",
     "method",
     "methods",
     "quality",
@@ -68,6 +70,8 @@ class MethodResult:
 
     runs: tuple[Scores, ...]
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Ablations and other variants of the method: each becomes a row "NAME/VARIANT".
+    variants: Mapping[str, Scores] = field(default_factory=dict)
 
     @classmethod
     def of(cls, scores: Scores, **extra: Any) -> MethodResult:
@@ -85,6 +89,8 @@ class EvalContext:
     # Retrain models that a method would otherwise reuse from disk.
     retrain: bool = False
     progress: bool = True
+    # The command line's --config/--set flags, for an `entrel serve` subprocess a method starts.
+    config_args: tuple[str, ...] = ()
     _shared: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -120,8 +126,14 @@ class EvalContext:
         return self.shared(f"sentence-encoder:{path}", load)
 
     def embed(self, path: str | os.PathLike[str], texts: Sequence[str]) -> np.ndarray:
-        """Unit-length embeddings of `texts` by the model at `path`; each distinct text is encoded once per run."""
-        cache: dict[str, np.ndarray] = self.shared(f"embeddings:{path}", dict)
+        """Unit-length embeddings of `texts` by the model at `path`.
+
+        Each distinct text is encoded once: vectors are kept on disk under
+        data_dir/eval/embeddings (one file per model), so a second run of the
+        evaluation does not encode again (all-mpnet-base-v2 takes minutes on CPU).
+        """
+        store = Path(self.settings.data_dir) / "eval" / "embeddings" / f"{hashlib.sha256(str(path).encode()).hexdigest()[:16]}.npz"
+        cache: dict[str, np.ndarray] = self.shared(f"embeddings:{path}", lambda: _load_vectors(store))
         missing = sorted(set(texts) - cache.keys())
         if missing:
             encoder = self.sentence_encoder(path)
@@ -134,6 +146,7 @@ class EvalContext:
             timing["texts"] += len(missing)
             timing["seconds"] += time.perf_counter() - started
             log.info("encoded", extra={"model": str(path), "texts": len(missing), "seconds": round(timing["seconds"], 1)})
+            _save_vectors(store, cache)
         return np.stack([cache[t] for t in texts])
 
     def encode_timing(self, path: str | os.PathLike[str]) -> dict[str, float]:
@@ -149,6 +162,21 @@ class EvalContext:
         items = [self.items[i] for i in judged]
         extractor = EntityExtractor(self.settings.extraction, Vocabulary.learn(self.items.values()))
         return dict(zip(judged, extractor.extract_many(items, progress=self.progress), strict=True))
+
+
+def _load_vectors(store: Path) -> dict[str, np.ndarray]:
+    if not store.is_file():
+        return {}
+    with np.load(store) as saved:
+        return dict(zip(saved["texts"].tolist(), saved["vectors"], strict=True))
+
+
+def _save_vectors(store: Path, cache: Mapping[str, np.ndarray]) -> None:
+    """Write to a temporary file and rename: an interrupted run never leaves a truncated cache."""
+    store.parent.mkdir(parents=True, exist_ok=True)
+    partial = store.with_suffix(".partial.npz")
+    np.savez(partial, texts=np.array(list(cache), dtype=str), vectors=np.stack(list(cache.values())))
+    os.replace(partial, store)
 
 
 MethodFn = Callable[[EvalContext], MethodResult]
@@ -223,23 +251,32 @@ def choose_on_validation(
     return best, values
 
 
-def _evaluate(ctx: EvalContext, chosen: Method) -> dict[str, Any]:
+def _metrics(ctx: EvalContext, runs: Sequence[Scores]) -> dict[str, float]:
+    per_run = [quality(ctx.test_labels, scores) for scores in runs]
+    return {name: round(float(np.mean([m[name] for m in per_run])), 4) for name in _METRICS}
+
+
+def _evaluate(ctx: EvalContext, chosen: Method) -> dict[str, dict[str, Any]]:
+    """The method's row, then one row per variant."""
     started = time.perf_counter()
     result = chosen.run(ctx)
     seconds = time.perf_counter() - started
-    per_run = [quality(ctx.test_labels, scores) for scores in result.runs]
-    metrics = {name: round(float(np.mean([m[name] for m in per_run])), 4) for name in _METRICS}
+    metrics = _metrics(ctx, result.runs)
     log.info("method evaluated", extra={"method": chosen.name, **metrics, "seconds": round(seconds, 1)})
-    return {**metrics, **result.extra, "seconds": round(seconds, 1)}
+    rows = {chosen.name: {**metrics, **result.extra, "seconds": round(seconds, 1)}}
+    for variant, scores in result.variants.items():
+        rows[f"{chosen.name}/{variant}"] = {**_metrics(ctx, (scores,)), "seconds": 0.0}
+    return rows
 
 
 def _table(results: Mapping[str, Mapping[str, Any]]) -> str:
-    header = f"{'method':<24} {'ndcg@10':>8} {'ndcg@10_esci':>13} {'auc_e_vs_i':>11} {'train_s':>8} {'seconds':>8}"
+    width = max(24, *(len(name) for name in results))
+    header = f"{'method':<{width}} {'ndcg@10':>8} {'ndcg@10_esci':>13} {'auc_e_vs_i':>11} {'train_s':>8} {'seconds':>8}"
     rows = [header, "-" * len(header)]
     for name, r in results.items():
         train = f"{r['train_seconds']:.0f}" if "train_seconds" in r else "-"
         rows.append(
-            f"{name:<24} {r['ndcg@10']:>8.4f} {r['ndcg@10_esci']:>13.4f} {r['auc_e_vs_i']:>11.4f} {train:>8} {r['seconds']:>8.0f}"
+            f"{name:<{width}} {r['ndcg@10']:>8.4f} {r['ndcg@10_esci']:>13.4f} {r['auc_e_vs_i']:>11.4f} {train:>8} {r['seconds']:>8.0f}"
         )
     return "\n".join(rows)
 
@@ -254,6 +291,21 @@ def _select(names: Sequence[str] | None, quick: bool) -> list[Method]:
     return [registry[n] for n in names]
 
 
+def context(
+    settings: Settings,
+    data_dir: str | os.PathLike[str] | None,
+    quick: bool,
+    *,
+    retrain: bool = False,
+    progress: bool = True,
+    config_args: Sequence[str] = (),
+) -> EvalContext:
+    """ESCI loaded and split (thinned when quick), ready for methods and for training on it."""
+    data = esci.load(data_dir)
+    split = data.split.thinned(**_QUICK_EVERY) if quick else data.split
+    return EvalContext(settings, data, split, quick, retrain=retrain, progress=progress, config_args=tuple(config_args))
+
+
 def run(
     settings: Settings,
     data_dir: str | os.PathLike[str] | None,
@@ -263,13 +315,13 @@ def run(
     method_names: Sequence[str] | None = None,
     retrain: bool = False,
     progress: bool = True,
+    config_args: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Evaluate the chosen methods (default: all; quick: those fit for CI), print a table, write JSON."""
     chosen = _select(method_names, quick)
-    data = esci.load(data_dir)
-    split = data.split.thinned(**_QUICK_EVERY) if quick else data.split
-    ctx = EvalContext(settings, data, split, quick, retrain=retrain, progress=progress)
-    results = {m.name: _evaluate(ctx, m) for m in chosen}
+    ctx = context(settings, data_dir, quick, retrain=retrain, progress=progress, config_args=config_args)
+    split = ctx.split
+    results = {name: row for m in chosen for name, row in _evaluate(ctx, m).items()}
     report = {"methods": results, "split": {**split.describe(), "quick": quick}}
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -110,6 +110,23 @@ def test_quick_eval_end_to_end_writes_the_schema(tmp_path, capsys):
 
 
 @needs_esci
+@pytest.mark.slow
+def test_quick_entrel_row_is_served_through_a_nightly_snapshot_and_grpc(tmp_path):
+    """The `entrel` row: trained entity model -> nightly LMDB snapshot -> `entrel serve` -> soft logic."""
+    out = tmp_path / "results.json"
+    args = ["eval", "--quick", "--methods", "random,entrel", "--data", str(ESCI_DIR), "--out", str(out)]
+    assert main([f"--set=data_dir={tmp_path / 'var'}", *args, "--no-progress"]) == 0
+    rows = json.loads(out.read_text())["methods"]
+    served = rows["entrel"]
+    assert served["cache_hits"] > 0 and served["snapshot_pairs"] > 0
+    assert served["prior_pairs"] == 0, "every pair must be scored, from the cache or live"
+    assert served["ndcg@10"] > rows["random"]["ndcg@10"]
+    ablations = {"entrel/tnorm=min", "entrel/tnorm=lukasiewicz", "entrel/without_product_type", "entrel/without_color"}
+    assert ablations <= rows.keys()
+    assert rows["entrel/without_product_type"]["ndcg@10"] != served["ndcg@10"]
+
+
+@needs_esci
 def test_a_method_from_another_module_is_evaluated(tmp_path, oracle):
     report = evaluate.run(Settings(), ESCI_DIR, tmp_path / "r.json", quick=True, method_names=[oracle], progress=False)
     assert report["methods"][oracle]["ndcg@10"] == 1.0
@@ -123,6 +140,8 @@ def test_unknown_method_and_missing_data_are_one_line_errors(tmp_path, capsys):
     assert main(["eval", "--methods", "random", "--data", str(tmp_path / "absent"), "--out", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
     assert "ESCI data folder not found" in err and "Traceback" not in err
+    assert main(["train", "--esci", "--data", str(tmp_path / "absent")]) == 2
+    assert "ESCI data folder not found" in capsys.readouterr().err
 
 
 def test_context_extracts_entities_of_judged_products_once():
@@ -137,6 +156,31 @@ def test_context_extracts_entities_of_judged_products_once():
     entities = ctx.entities
     assert set(entities) == {"a", "b"} and ctx.entities is entities
     assert {(e.type.value, e.text) for e in entities["a"]} >= {("brand", "acme"), ("color", "red")}
+
+
+def test_distillation_pool_holds_only_unjudged_pairs_in_a_fixed_order(tmp_path):
+    from offline.methods.distillation import unlabelled_pairs
+
+    colors = ("red", "blue", "green", "black", "white")
+    kinds = ("office chair", "dish towel", "garden hose", "water bottle")
+    items = {
+        f"p{n}": CatalogItem(f"p{n}", f"Acme {colors[n % 5]} {kinds[n % 4]} model {n}", brand="Acme")
+        for n in range(60)
+    }
+    labels = (Label("red office chair", "p0", 3), Label("red office chair", "p1", 0), Label("blue towel", "p1", 2))
+    data = esci.EsciData(items, labels, esci.Split(("blue towel", "red office chair"), (), ()))
+    settings = Settings().replace(data_dir=str(tmp_path))
+    pools = [
+        unlabelled_pairs(EvalContext(settings, data, data.split, quick=True, progress=False), data.split.train)
+        for _ in range(2)
+    ]
+    assert pools[0] == pools[1], "the pool and its order are deterministic (students' data sets are its prefixes)"
+    judged = {(lab.query, lab.item_id) for lab in labels}
+    assert pools[0] and not judged & set(pools[0]) and len(set(pools[0])) == len(pools[0])
+    by_query = {q: [i for qq, i in pools[0] if qq == q] for q in data.split.train}
+    assert all(0 < len(ids) <= 90 for ids in by_query.values())
+    # BM25 and the bi-encoder put matching products in: red office chairs for the chair query.
+    assert "p20" in by_query["red office chair"]
 
 
 def _fake_parts(tmp_path, content: bytes) -> list:

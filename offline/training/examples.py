@@ -14,7 +14,7 @@ from entrel.catalog.reader import CatalogError, read_table
 from entrel.text import normalize
 from offline.training.trainer import Example
 
-__all__ = ["ITEM_TARGETS", "Label", "item_examples", "read_labels", "synthetic_entity_examples"]
+__all__ = ["ITEM_TARGETS", "Label", "item_examples", "label_entity_examples", "read_labels", "synthetic_entity_examples"]
 
 MAX_GRADE = 3
 # Target of an item's aggregated score by grade. With a product t-norm a
@@ -109,3 +109,24 @@ def synthetic_entity_examples(
                 pairs.append((rng.choice(by_type[t]), 1.0))
         out.extend(Example(query, (e.render(),), target, group) for e, target in pairs)
     return out
+
+
+def label_entity_examples(labels: Sequence[Label], entities_by_item: Mapping[str, Sequence[Entity]]) -> list[Example]:
+    """Query-entity pairs of real queries, read off graded item labels.
+
+    An entity of an exact item fits its query (1). An entity found only on
+    the query's irrelevant items (never on an exact, substitute or
+    complement one) is taken to be what made them irrelevant (0). Entities
+    of the grades in between teach nothing certain and are left out.
+    """
+    best: dict[tuple[str, str], int] = {}
+    for label in labels:
+        query = normalize(label.query)
+        for entity in entities_by_item.get(label.item_id, ()):
+            key = (query, entity.render())
+            best[key] = max(best.get(key, -1), label.grade)
+    return [
+        Example(query, (text,), 1.0 if grade == MAX_GRADE else 0.0, query)
+        for (query, text), grade in best.items()
+        if grade in (0, MAX_GRADE)
+    ]

@@ -12,7 +12,7 @@ from typing import Any
 
 from entrel.scoring import MODEL_INFO_FILE
 
-__all__ = ["save_model"]
+__all__ = ["record_metrics", "save_model"]
 
 
 def _weights_digest(directory: Path) -> str:
@@ -57,3 +57,14 @@ def save_model(encoder: Any, directory: str | os.PathLike[str], info: dict[str, 
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staging, target)
     return info["fingerprint"]
+
+
+def record_metrics(directory: str | os.PathLike[str], metrics: dict[str, Any]) -> None:
+    """Add measured metrics to a saved model's info and card (the weights, and so the fingerprint, stay)."""
+    target = Path(directory)
+    info = json.loads((target / MODEL_INFO_FILE).read_text(encoding="utf-8"))
+    info["metrics"] = {**info.get("metrics", {}), **metrics}
+    for name, text in ((MODEL_INFO_FILE, json.dumps(info, indent=2) + "\n"), ("README.md", _card(info))):
+        partial = target / f".{name}.partial"
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, target / name)

@@ -81,6 +81,14 @@ def cmd_snapshots(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    if args.esci:
+        from offline import evaluate
+        from offline.methods.entity_model import esci_model
+
+        ctx = evaluate.context(settings, args.data, quick=False, retrain=args.retrain, progress=not args.no_progress)
+        directory, info, reused = esci_model(ctx)
+        print(f"model {directory} fingerprint {info['fingerprint']} {'reused' if reused else 'trained'} (recipe {info['stages']['recipe']})")
+        return 0
     from offline import train
 
     report = train.run(settings, output=args.output, progress=not args.no_progress)
@@ -98,7 +106,14 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
 
     names = [n.strip() for n in args.methods.split(",") if n.strip()] if args.methods else None
     evaluate.run(
-        settings, args.data, args.out, args.quick, method_names=names, retrain=args.retrain, progress=not args.no_progress
+        settings,
+        args.data,
+        args.out,
+        args.quick,
+        method_names=names,
+        retrain=args.retrain,
+        progress=not args.no_progress,
+        config_args=_config_args(args),
     )
     return 0
 
@@ -162,6 +177,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p = add("train", cmd_train, "fine-tune the query-entity cross-encoder on the catalog and graded labels")
     p.add_argument("--output", help="model directory to write (default: model.name_or_path)")
+    p.add_argument(
+        "--esci", action="store_true", help="train the ESCI entity model instead (recipe chosen on validation) into var/models/entrel-esci"
+    )
+    p.add_argument("--data", help="with --esci: the ESCI folder (default: $ENTREL_ESCI_DIR, else ../shared/data/esci-us)")
+    p.add_argument("--retrain", action="store_true", help="with --esci: retrain even when a matching model is saved")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p = add("eval", cmd_eval, "evaluate the ranking methods on held-out ESCI queries; print a table, write JSON")
     p.add_argument("--data", help="ESCI folder (default: $ENTREL_ESCI_DIR, else ../shared/data/esci-us)")

