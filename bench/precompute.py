@@ -19,7 +19,7 @@ import torch
 
 from entrel.cache import SnapshotReader
 from entrel.config import ModelSettings
-from entrel.scoring import CrossEncoderScorer, load_cross_encoder
+from entrel.scoring import CrossEncoderScorer, cpu_has_fast_bfloat16, load_cross_encoder
 
 __all__ = ["candidate_pairs", "run"]
 
@@ -72,6 +72,15 @@ def _variants(s: ModelSettings) -> list[tuple[str, str, str, Callable[[], ScoreF
             lambda: _scorer(s, device="cpu", dtype="float32", quantize="int8"),
         ),
     ]
+    if cpu_has_fast_bfloat16():
+        rows.append(
+            (
+                f"CrossEncoderScorer.score(token_budget={s.token_budget})",
+                "cpu",
+                "bf16",
+                lambda: _scorer(s, device="cpu", dtype="bfloat16", quantize="none"),
+            )
+        )
     if torch.cuda.is_available():
         rows += [
             (f"CrossEncoder.predict(batch_size={_PREDICT_BATCH})", "cuda", "fp32", lambda: _predict(s, "cuda")),

@@ -90,7 +90,8 @@ class ModelSettings:
     name_or_path: str = "var/models/entrel-demo"
     # auto (CUDA when present, else CPU), cpu, cuda, cuda:1, ...
     device: str = "auto"
-    # auto: fp16 on CUDA, fp32 on CPU.
+    # auto: float16 on CUDA; on CPU bfloat16 where the CPU computes it natively
+    # (AVX512-BF16/AMX), else float32. Or float32, bfloat16, float16.
     dtype: str = "auto"
     # none or int8 (dynamic int8 quantisation of Linear layers, CPU only).
     quantize: str = "none"

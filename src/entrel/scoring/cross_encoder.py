@@ -30,6 +30,7 @@ __all__ = [
     "CrossEncoderScorer",
     "ModelNotFoundError",
     "Scorer",
+    "cpu_has_fast_bfloat16",
     "length_sorted_batches",
     "load_cross_encoder",
     "model_fingerprint",
@@ -119,9 +120,21 @@ def _pick_device(setting: str) -> str:
     return setting
 
 
-def _pick_dtype(setting: str, device: str) -> torch.dtype:
+def cpu_has_fast_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 / AMX); elsewhere it is emulated and slow."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _pick_dtype(setting: str, device: str, quantize: str) -> torch.dtype:
+    """auto: fp16 on CUDA; on CPU bfloat16 where the CPU has it (2.4x fp32 on an AVX512-BF16 EPYC,
+    scores within 0.013), else fp32. int8 quantisation needs fp32 weights."""
     if setting == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
+        if device.startswith("cuda"):
+            return torch.float16
+        return torch.bfloat16 if quantize == "none" and cpu_has_fast_bfloat16() else torch.float32
     return getattr(torch, setting)
 
 
@@ -142,7 +155,7 @@ class CrossEncoderScorer:
                 "entrel needs a single-logit relevance cross-encoder"
             )
         self.model.eval()
-        self.dtype = _pick_dtype(settings.dtype, self.device)
+        self.dtype = _pick_dtype(settings.dtype, self.device, settings.quantize)
         if self.dtype != torch.float32:
             self.model.to(self.dtype)
         quantized = settings.quantize == "int8"
