@@ -23,6 +23,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 TEST_TRAINING = ["train.synthetic_queries=600", "train.pretrain_epochs=1", "train.epochs=1"]
 
 
+# float32 scores do not depend on how pairs are batched, so cached == live can
+# be asserted to 1e-4; bfloat16 (the CPU default where native) is tested on its own.
+TEST_DTYPE = "float32"
+
+
 def _training_key() -> str:
     digest = hashlib.sha256()
     sources = sorted((PROJECT_ROOT / "offline" / "training").glob("*.py")) + [
@@ -81,6 +86,7 @@ def make_settings(data_dir: Path, model: str, small_data: dict[str, str], *extra
             f"catalog.path={small_data['catalog']}",
             f"nightly.query_log={small_data['query_log']}",
             "server.port=0",
+            f"model.dtype={TEST_DTYPE}",
             "server.reload_interval_s=0.1",
             *extra,
         ]
@@ -102,7 +108,7 @@ def scorer(trained_model: str):
     from entrel.config import ModelSettings
     from entrel.scoring import CrossEncoderScorer
 
-    return CrossEncoderScorer(ModelSettings(name_or_path=trained_model))
+    return CrossEncoderScorer(ModelSettings(name_or_path=trained_model, dtype=TEST_DTYPE))
 
 
 @pytest.fixture
