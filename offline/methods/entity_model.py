@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from entrel.config import Settings
 from entrel.logic import PAD, TNORMS, Aggregator
@@ -132,6 +133,7 @@ def _pretrained(ctx: EvalContext) -> tuple[Path, float]:
         if info.get("config") == config:
             return directory, info["training_seconds"]
     cfg = ctx.settings.train
+    torch.manual_seed(cfg.seed)  # the fresh head
     encoder = load_cross_encoder(cfg.base_model, num_labels=1, max_length=ctx.settings.model.max_length)
     entities = ctx.entities
     examples = synthetic_entity_examples(list(entities.values()), _SYNTHETIC_QUERIES[ctx.quick], seed=cfg.seed)
@@ -162,6 +164,7 @@ def _train(ctx: EvalContext, candidate: Candidate, labels: Sequence[Label]) -> t
     """A model of `candidate`'s recipe trained on `labels`; the seconds its stages took."""
     cfg = ctx.settings.train
     start, seconds = _pretrained(ctx) if candidate.pretrained else (cfg.base_model, 0.0)
+    torch.manual_seed(cfg.seed)  # a fresh head when starting from the backbone
     encoder = load_cross_encoder(str(start), num_labels=1, max_length=ctx.settings.model.max_length)
     if candidate.label_pairs:
         report = fit(
