@@ -18,14 +18,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
 from entrel.config import Settings
-from entrel.scoring import load_cross_encoder
 from offline import extract
 from offline.training.examples import item_examples, read_labels, synthetic_entity_examples
 from offline.training.model_dir import save_model
-from offline.training.trainer import FitReport, fit
+from offline.training.trainer import FitReport, fit, trainable_cross_encoder
 
 __all__ = ["TrainReport", "run"]
 
@@ -49,10 +46,7 @@ def run(settings: Settings, output: str | None = None, progress: bool = True) ->
     catalog = extract.run(settings, progress=progress)
     labels = read_labels(cfg.labels)
     entities_by_item = {item.item_id: es for item, es in zip(catalog.items, catalog.entities, strict=True)}
-    # The fresh head is drawn from torch's global generator: seed it, or two runs
-    # on the same data give different models (seen: 0.95 vs 0.06 for one demo pair).
-    torch.manual_seed(cfg.seed)
-    encoder = load_cross_encoder(cfg.base_model, num_labels=1, max_length=settings.model.max_length)
+    encoder = trainable_cross_encoder(cfg.base_model, settings.model.max_length, cfg.seed)
     common = dict(max_length=settings.model.max_length, seed=cfg.seed, progress=progress, learning_rate=cfg.learning_rate)
     pretrain = fit(
         encoder,

@@ -8,7 +8,6 @@ import time
 import grpc
 import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from entrel.cache import Manifest, SnapshotStore

@@ -15,7 +15,7 @@ from offline.mpnet import mpnet_path
 from offline.retrieval import Bm25Index
 from offline.training.examples import Label
 
-__all__ = ["biencoder_minilm", "biencoder_mpnet", "bm25", "random_order"]
+__all__ = ["biencoder_minilm", "biencoder_mpnet", "bm25", "bm25_index", "bm25_scores", "cosine_scores", "random_order"]
 
 # Shuffles averaged for the expected quality of a random order.
 _RANDOM_RUNS = 20
@@ -45,39 +45,52 @@ def random_order(ctx: EvalContext) -> MethodResult:
     return MethodResult(runs, {"runs": _RANDOM_RUNS})
 
 
-def _bm25(ctx: EvalContext, name: str, text: Callable[[CatalogItem], str], labels: list[Label]) -> Scores:
-    """BM25 of each pair, indexed over the whole product file (as a search engine would be),
-    so term statistics do not depend on which products were judged."""
+def bm25_index(ctx: EvalContext, name: str) -> tuple[Bm25Index, list[str], dict[str, int]]:
+    """BM25 over the whole product file with the fields `name` of _BM25_TEXTS (as a search engine would be,
+    so term statistics do not depend on which products were judged): the index, item ids, id -> position.
+    Built once per run."""
 
-    def build() -> tuple[Bm25Index, dict[str, int]]:
+    def build() -> tuple[Bm25Index, list[str], dict[str, int]]:
         ids = list(ctx.items)
-        return Bm25Index([text(ctx.items[i]) for i in ids]), {item_id: n for n, item_id in enumerate(ids)}
+        return Bm25Index([_BM25_TEXTS[name](ctx.items[i]) for i in ids]), ids, {item_id: n for n, item_id in enumerate(ids)}
 
-    index, position = ctx.shared(f"bm25:{name}", build)
-    scores: dict[tuple[str, str], float] = {}
-    for query in dict.fromkeys(label.query for label in labels):
-        row = index.scores(query)
-        scores.update({(query, lab.item_id): float(row[position[lab.item_id]]) for lab in labels if lab.query == query})
-    return scores
+    return ctx.shared(f"bm25:{name}", build)
+
+
+def bm25_scores(ctx: EvalContext, name: str, pairs: Sequence[tuple[str, str]]) -> Scores:
+    """BM25 of each (query, item id) over the index of `name`."""
+    index, _, position = bm25_index(ctx, name)
+    rows = {query: index.scores(query) for query in dict.fromkeys(q for q, _ in pairs)}
+    return {(q, i): float(rows[q][position[i]]) for q, i in pairs}
+
+
+def cosine_scores(
+    ctx: EvalContext, model: Path | str, text: Callable[[CatalogItem], str], pairs: Sequence[tuple[str, str]]
+) -> Scores:
+    """Zero-shot cosine(query, item text) of each (query, item id) with the bi-encoder at `model`."""
+    queries = ctx.embed(model, [q for q, _ in pairs])
+    items = ctx.embed(model, [text(ctx.items[i]) for _, i in pairs])
+    return dict(zip(pairs, np.einsum("ij,ij->i", queries, items).tolist(), strict=True))
+
+
+def _on_labels(score: Callable[[list[tuple[str, str]]], Scores]) -> Callable[[list[Label]], Scores]:
+    """A pair scorer as a candidate for choose_on_validation (which hands it labels)."""
+    return lambda labels: score(_pairs(labels))
 
 
 @method("bm25")
 def bm25(ctx: EvalContext) -> MethodResult:
     """BM25 over product text, with the fields indexed chosen on the validation queries."""
-    candidates = {name: functools.partial(_bm25, ctx, name, text) for name, text in _BM25_TEXTS.items()}
+    candidates = {name: _on_labels(functools.partial(bm25_scores, ctx, name)) for name in _BM25_TEXTS}
     chosen, validation = choose_on_validation(ctx, candidates)
     return MethodResult.of(candidates[chosen](ctx.test_labels), item_text=chosen, validation_ndcg_at_10=validation)
 
 
-def _cosine(ctx: EvalContext, model: Path | str, text: Callable[[CatalogItem], str], labels: list[Label]) -> Scores:
-    queries = ctx.embed(model, [label.query for label in labels])
-    items = ctx.embed(model, [text(ctx.items[label.item_id]) for label in labels])
-    return dict(zip(_pairs(labels), np.einsum("ij,ij->i", queries, items).tolist(), strict=True))
-
-
 def _biencoder(ctx: EvalContext, model: Path | str) -> MethodResult:
     """Zero-shot cosine(query, item text), with the item text chosen on the validation queries."""
-    candidates = {name: functools.partial(_cosine, ctx, model, text) for name, text in _BIENCODER_TEXTS.items()}
+    candidates = {
+        name: _on_labels(functools.partial(cosine_scores, ctx, model, text)) for name, text in _BIENCODER_TEXTS.items()
+    }
     chosen, validation = choose_on_validation(ctx, candidates)
     scores = candidates[chosen](ctx.test_labels)
     timing = ctx.encode_timing(model)

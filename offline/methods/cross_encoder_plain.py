@@ -29,22 +29,20 @@ and neither read nor write the saved model.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
 
-from entrel.scoring import MODEL_INFO_FILE, load_cross_encoder
+from entrel.scoring import load_cross_encoder
 from entrel.text import normalize
 from offline.evaluate import EvalContext, MethodResult, Scores, method, validation_ndcg
 from offline.methods.texts import item_text
 from offline.training.examples import ITEM_TARGETS, MAX_GRADE, Label
-from offline.training.model_dir import save_model
-from offline.training.trainer import Example, fit
+from offline.training.model_dir import reusable_info, save_model
+from offline.training.trainer import Example, fit, trainable_cross_encoder
 
 __all__ = ["CANDIDATES", "Recipe", "cross_encoder_plain", "query_item_scores", "trained_plain_cross_encoder"]
 
@@ -111,10 +109,7 @@ class _Training:
 
     def __init__(self, ctx: EvalContext, recipe: Recipe, labels: Sequence[Label]) -> None:
         self.ctx, self.recipe = ctx, recipe
-        # The fresh head is initialised from torch's global generator: seed it, or
-        # two runs of one recipe differ by as much as the candidates do.
-        torch.manual_seed(ctx.settings.train.seed)
-        self.encoder = load_cross_encoder(BASE_MODEL, num_labels=1, max_length=MAX_LENGTH)
+        self.encoder = trainable_cross_encoder(BASE_MODEL, MAX_LENGTH, ctx.settings.train.seed)
         self.examples = _examples(ctx, labels, recipe)
         self.epochs = 0
         self.seconds = 0.0
@@ -185,18 +180,6 @@ def _config(ctx: EvalContext) -> dict[str, Any]:
     }
 
 
-def _saved(ctx: EvalContext) -> dict[str, Any] | None:
-    """The saved model's info, when it can be reused."""
-    info_file = ctx.models_dir / _MODEL_DIR / MODEL_INFO_FILE
-    if ctx.retrain or not info_file.is_file():
-        return None
-    info = json.loads(info_file.read_text(encoding="utf-8"))
-    if info.get("config") != _config(ctx):
-        log.info("saved plain cross-encoder was trained differently: retraining", extra={"path": str(info_file.parent)})
-        return None
-    return info
-
-
 def _train_and_save(ctx: EvalContext) -> tuple[Any, dict[str, Any]]:
     recipe, epochs, selection = _select(ctx)
     training = _Training(ctx, recipe, ctx.labels_of(ctx.split.train))
@@ -219,7 +202,7 @@ def _train_and_save(ctx: EvalContext) -> tuple[Any, dict[str, Any]]:
 def trained_plain_cross_encoder(ctx: EvalContext) -> tuple[Any, dict[str, Any], bool]:
     """The saved plain cross-encoder (trained and saved first when there is none): encoder, info, reused."""
     directory = ctx.models_dir / _MODEL_DIR
-    info = _saved(ctx)
+    info = reusable_info(directory, _config(ctx), ctx.retrain)
     if info is None:
         encoder, info = _train_and_save(ctx)
         return encoder, info, False

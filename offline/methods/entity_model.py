@@ -33,7 +33,6 @@ same aggregator, no snapshot).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -42,19 +41,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from entrel.config import Settings
 from entrel.logic import PAD, TNORMS, Aggregator
-from entrel.scoring import MODEL_INFO_FILE, CrossEncoderScorer, load_cross_encoder
+from entrel.scoring import MODEL_INFO_FILE, CrossEncoderScorer
 from entrel.service.client import RelevanceClient
 from entrel.service.process import serving
 from entrel.text import normalize
 from offline import esci, nightly
 from offline.evaluate import EvalContext, MethodResult, Scores, method, quality
 from offline.training.examples import Label, item_examples, label_entity_examples, synthetic_entity_examples
-from offline.training.model_dir import record_metrics, save_model
-from offline.training.trainer import fit
+from offline.training.model_dir import record_metrics, reusable_info, save_model
+from offline.training.trainer import fit, trainable_cross_encoder
 
 __all__ = ["CANDIDATES", "Explained", "entrel_entity_model", "esci_model"]
 
@@ -91,26 +89,30 @@ CANDIDATES = (
 )
 
 
+EntityRows = dict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]]
+
+
+def _aggregate(entities: EntityRows, settings: Settings, tnorm_name: str, without_type: str | None = None) -> Scores:
+    """Item scores by `tnorm_name` over each item's entity scores, leaving out `without_type`."""
+    rows = [[s for t, s in zip(types, scores, strict=True) if t != without_type] for types, scores in entities.values()]
+    matrix = np.full((len(rows), max((len(r) for r in rows), default=0)), PAD, dtype=np.float32)
+    for i, row in enumerate(rows):
+        matrix[i, : len(row)] = row
+    aggregator = Aggregator(tnorm_name, settings.logic.prior, settings.logic.match_threshold)
+    values = aggregator(matrix, np.array([len(r) for r in rows]))
+    return dict(zip(entities, values.scores.astype(float).tolist(), strict=True))
+
+
 @dataclass(frozen=True)
 class Explained:
-    """Per judged (query, item): its served score, and its entities' types and scores."""
+    """Per judged (query, item): its score, and its entities' types and scores."""
 
     item_scores: dict[tuple[str, str], float]
-    entities: dict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]]
+    entities: EntityRows
 
     def aggregate(self, settings: Settings, tnorm_name: str, without_type: str | None = None) -> Scores:
-        """Item scores by `tnorm_name` over the entity scores, leaving out `without_type`."""
-        keys = list(self.entities)
-        rows = [
-            [s for t, s in zip(types, scores, strict=True) if t != without_type] for types, scores in self.entities.values()
-        ]
-        width = max((len(r) for r in rows), default=0)
-        matrix = np.full((len(rows), width), PAD, dtype=np.float32)
-        for i, row in enumerate(rows):
-            matrix[i, : len(row)] = row
-        aggregator = Aggregator(tnorm_name, settings.logic.prior, settings.logic.match_threshold)
-        values = aggregator(matrix, np.array([len(r) for r in rows]))
-        return dict(zip(keys, values.scores.astype(float).tolist(), strict=True))
+        """Item scores by another t-norm, or without one entity type."""
+        return _aggregate(self.entities, settings, tnorm_name, without_type)
 
 
 def _fit_settings(ctx: EvalContext) -> dict[str, Any]:
@@ -126,15 +128,12 @@ def _fit_settings(ctx: EvalContext) -> dict[str, Any]:
 def _pretrained(ctx: EvalContext) -> tuple[Path, float]:
     """Stage 1 (label-free, so shared by every candidate and the final model): its directory and seconds."""
     directory = ctx.models_dir / (f"{_PRETRAINED_DIR}-quick" if ctx.quick else _PRETRAINED_DIR)
-    info_file = directory / MODEL_INFO_FILE
     config = _pretraining_config(ctx)
-    if not ctx.retrain and info_file.is_file():
-        info = json.loads(info_file.read_text(encoding="utf-8"))
-        if info.get("config") == config:
-            return directory, info["training_seconds"]
+    info = reusable_info(directory, config, ctx.retrain)
+    if info is not None:
+        return directory, info["training_seconds"]
     cfg = ctx.settings.train
-    torch.manual_seed(cfg.seed)  # the fresh head
-    encoder = load_cross_encoder(cfg.base_model, num_labels=1, max_length=ctx.settings.model.max_length)
+    encoder = trainable_cross_encoder(cfg.base_model, ctx.settings.model.max_length, cfg.seed)
     entities = ctx.entities
     examples = synthetic_entity_examples(list(entities.values()), _SYNTHETIC_QUERIES[ctx.quick], seed=cfg.seed)
     report = fit(
@@ -164,8 +163,7 @@ def _train(ctx: EvalContext, candidate: Candidate, labels: Sequence[Label]) -> t
     """A model of `candidate`'s recipe trained on `labels`; the seconds its stages took."""
     cfg = ctx.settings.train
     start, seconds = _pretrained(ctx) if candidate.pretrained else (cfg.base_model, 0.0)
-    torch.manual_seed(cfg.seed)  # a fresh head when starting from the backbone
-    encoder = load_cross_encoder(str(start), num_labels=1, max_length=ctx.settings.model.max_length)
+    encoder = trainable_cross_encoder(str(start), ctx.settings.model.max_length, cfg.seed)
     if candidate.label_pairs:
         report = fit(
             encoder,
@@ -204,8 +202,7 @@ def _direct(ctx: EvalContext, model_dir: Path, labels: Sequence[Label], quantize
         )
         for key, es in zip(keys, entities, strict=True)
     }
-    item_scores = Explained({}, explained).aggregate(ctx.settings, ctx.settings.logic.tnorm)
-    return Explained(item_scores, explained)
+    return Explained(_aggregate(explained, ctx.settings, ctx.settings.logic.tnorm), explained)
 
 
 def _model_settings(ctx: EvalContext, model_dir: Path, quantize: str = "none") -> Any:
@@ -227,7 +224,7 @@ def _served(ctx: EvalContext, model_dir: Path, labels: Sequence[Label]) -> tuple
     report = nightly.run(settings, progress=ctx.progress)
     args = [*ctx.config_args, *(f"--set={key}={value}" for key, value in overrides.items())]
     item_scores: dict[tuple[str, str], float] = {}
-    entities: dict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]] = {}
+    entities: EntityRows = {}
     totals = {"cache_hits": 0, "cache_misses": 0, "live_scored_pairs": 0, "prior_pairs": 0}
     started = time.perf_counter()
     with serving(args, directory / "server.log") as server, RelevanceClient(server.address, _DEADLINE_MS / 1000) as client:
@@ -304,18 +301,10 @@ def _choose(ctx: EvalContext) -> tuple[Candidate, dict[str, Any]]:
 def esci_model(ctx: EvalContext) -> tuple[Path, dict[str, Any], bool]:
     """The ESCI entity model (trained, chosen on validation and saved when there is none): folder, info, reused."""
     directory = ctx.models_dir / _MODEL_DIR
-    info = _saved(ctx)
+    info = None if ctx.quick else reusable_info(directory, _config(ctx), ctx.retrain)
     if info is not None:
         return directory, info, True
     return directory, _train_and_save(ctx, directory), False
-
-
-def _saved(ctx: EvalContext) -> dict[str, Any] | None:
-    info_file = ctx.models_dir / _MODEL_DIR / MODEL_INFO_FILE
-    if ctx.retrain or ctx.quick or not info_file.is_file():
-        return None
-    info = json.loads(info_file.read_text(encoding="utf-8"))
-    return info if info.get("config") == _config(ctx) else None
 
 
 def _train_and_save(ctx: EvalContext, directory: Path) -> dict[str, Any]:
@@ -337,8 +326,7 @@ def _train_and_save(ctx: EvalContext, directory: Path) -> dict[str, Any]:
         "stages": {"recipe": chosen.name, "tnorm": ctx.settings.logic.tnorm, **selection},
         "config": _config(ctx),
     }
-    save_model(encoder, directory, info)
-    return json.loads((directory / MODEL_INFO_FILE).read_text(encoding="utf-8"))
+    return {**info, "fingerprint": save_model(encoder, directory, info)}
 
 
 def _variants(ctx: EvalContext, served: Explained) -> dict[str, Scores]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from datetime import UTC, datetime
@@ -12,7 +13,9 @@ from typing import Any
 
 from entrel.scoring import MODEL_INFO_FILE
 
-__all__ = ["record_metrics", "save_model"]
+__all__ = ["record_metrics", "reusable_info", "save_model"]
+
+log = logging.getLogger(__name__)
 
 
 def _weights_digest(directory: Path) -> str:
@@ -68,3 +71,15 @@ def record_metrics(directory: str | os.PathLike[str], metrics: dict[str, Any]) -
         partial = target / f".{name}.partial"
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, target / name)
+
+
+def reusable_info(directory: str | os.PathLike[str], config: dict[str, Any], retrain: bool = False) -> dict[str, Any] | None:
+    """A saved model's info when it was trained with `config` and may be reused; None when it must be (re)trained."""
+    info_file = Path(directory) / MODEL_INFO_FILE
+    if retrain or not info_file.is_file():
+        return None
+    info = json.loads(info_file.read_text(encoding="utf-8"))
+    if info.get("config") != config:
+        log.info("saved model was trained differently: retraining", extra={"path": str(directory)})
+        return None
+    return info

@@ -69,6 +69,7 @@ class ItemStatus(StrEnum):
 _PAD, _CACHED, _LIVE, _PRIOR = 0, 1, 2, 3
 _SOURCE_OF_CODE = {_CACHED: Source.CACHED, _LIVE: Source.LIVE, _PRIOR: Source.PRIOR}
 # Item status codes (by severity) with their messages.
+_OK, _UNKNOWN, _EMPTY, _DEGRADED = range(4)
 _STATUSES = (
     (ItemStatus.OK, ""),
     (ItemStatus.UNKNOWN_ITEM, ""),  # message depends on whether a snapshot is served
@@ -337,12 +338,13 @@ class RelevanceEngine:
         base = len(snap.entities) if snap is not None else 0
         return snap.entities[entity_id] if entity_id < base else resolved.local_entities[entity_id - base]
 
-    def _statuses(self, snap: SnapshotReader | None, resolved: _Resolved, sources: np.ndarray, aggregate: Aggregate) -> np.ndarray:
-        """Status code per item (index into _STATUSES), most severe first."""
-        codes = np.zeros(len(resolved.known), dtype=np.int8)
-        codes[(sources == _PRIOR).any(axis=1)] = 3
-        codes[aggregate.empty] = 2
-        codes[~resolved.known & ~resolved.inline] = 1
+    @staticmethod
+    def _statuses(resolved: _Resolved, sources: np.ndarray, aggregate: Aggregate) -> np.ndarray:
+        """Status code per item (index into _STATUSES); a more severe status overrides a milder one."""
+        codes = np.full(len(resolved.known), _OK, dtype=np.int8)
+        codes[(sources == _PRIOR).any(axis=1)] = _DEGRADED
+        codes[aggregate.empty] = _EMPTY
+        codes[~resolved.known & ~resolved.inline] = _UNKNOWN
         for code, count in zip(*np.unique(codes, return_counts=True), strict=True):
             metrics.ITEMS.labels(_STATUSES[code][0].value).inc(int(count))
         return codes
@@ -358,7 +360,7 @@ class RelevanceEngine:
         items: Sequence[ItemRequest],
         explain: bool,
     ) -> list[ItemResult]:
-        codes = self._statuses(snap, resolved, sources, aggregate).tolist()
+        codes = self._statuses(resolved, sources, aggregate).tolist()
         item_scores = aggregate.scores.tolist()
         unknown_message = "item id not in the serving snapshot" if snap is not None else "no snapshot is being served"
         if explain:  # plain lists: indexing numpy scalars one by one is slow
@@ -386,7 +388,7 @@ class RelevanceEngine:
                     request.item_id,
                     item_scores[i],
                     status,
-                    unknown_message if codes[i] == 1 else message,
+                    unknown_message if codes[i] == _UNKNOWN else message,
                     resolved.titles[i],
                     entities,
                 )
