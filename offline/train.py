@@ -1,11 +1,9 @@
 """Train job: fine-tune the query-entity cross-encoder on a catalog and graded labels.
 
-Two stages, both through :func:`offline.training.trainer.fit`:
-
-1. pretraining on query-entity pairs generated from the catalog's own
-   entities (which entities a query states, which contradict it);
-2. soft-logic fine-tuning: the t-norm of an item's entity scores is fitted
-   to the item's graded label, so entities learn from item labels.
+The recipe of :mod:`offline.training.recipe`: pretraining on (query,
+entity) outcomes generated from the catalog's own entities (which a query
+asks for, which are neutral, which contradict it), then the outcomes of
+the labelled queries' entities read off their graded item labels.
 
 The result is a model directory (weights, fingerprint, model card) that
 ``entrel nightly`` and ``entrel serve`` use via ``model.name_or_path``.
@@ -20,9 +18,10 @@ from pathlib import Path
 
 from entrel.config import Settings
 from offline import extract
-from offline.training.examples import item_examples, read_labels, synthetic_entity_examples
+from offline.training.examples import read_labels
 from offline.training.model_dir import save_model
-from offline.training.trainer import FitReport, fit, trainable_cross_encoder
+from offline.training.recipe import pretrain, train_entity_model
+from offline.training.trainer import FitReport
 
 __all__ = ["TrainReport", "run"]
 
@@ -33,8 +32,8 @@ log = logging.getLogger(__name__)
 class TrainReport:
     model_dir: str
     fingerprint: str
-    pretrain: FitReport
-    finetune: FitReport
+    pretraining: FitReport
+    label_pairs: FitReport
     seconds: float
 
 
@@ -46,37 +45,21 @@ def run(settings: Settings, output: str | None = None, progress: bool = True) ->
     catalog = extract.run(settings, progress=progress)
     labels = read_labels(cfg.labels)
     entities_by_item = {item.item_id: es for item, es in zip(catalog.items, catalog.entities, strict=True)}
-    encoder = trainable_cross_encoder(cfg.base_model, settings.model.max_length, cfg.seed)
-    common = dict(max_length=settings.model.max_length, seed=cfg.seed, progress=progress, learning_rate=cfg.learning_rate)
-    pretrain = fit(
-        encoder,
-        synthetic_entity_examples(catalog.entities, cfg.synthetic_queries, seed=cfg.seed),
-        epochs=cfg.pretrain_epochs,
-        batch_pairs=cfg.pretrain_batch_pairs,
-        description="pretrain (query, entity)",
-        **common,
-    )
-    finetune = fit(
-        encoder,
-        item_examples(labels, entities_by_item),
-        epochs=cfg.epochs,
-        batch_pairs=cfg.batch_pairs,
-        tnorm_name=settings.logic.tnorm,
-        description=f"soft-logic ({settings.logic.tnorm})",
-        **common,
-    )
+    encoder, pretraining = pretrain(settings, catalog.entities, cfg.seed, progress)
+    stages = train_entity_model(settings, encoder, cfg.seed, labels=labels, entities_by_item=entities_by_item, progress=progress)
+    label_pairs = stages.label_pairs or FitReport(0, 0, 0, 0.0, float("nan"))
     seconds = time.perf_counter() - started
     fingerprint = save_model(
         encoder,
         target,
         {
-            "description": "Query-entity cross-encoder trained by entrel (pretraining on generated pairs, "
-            "then soft-logic fine-tuning on graded item labels).",
+            "description": "Query-entity cross-encoder trained by entrel: 1 = the query asks for the entity, "
+            "0.5 = neutral, 0 = contradicts (pretraining on generated outcomes, then label pairs).",
             "base_model": cfg.base_model,
             "training_seconds": round(seconds, 1),
             "data": {"catalog": settings.catalog.path, "labels": cfg.labels, "labelled_pairs": len(labels)},
-            "stages": {"pretrain": asdict(pretrain), "finetune": asdict(finetune), "tnorm": settings.logic.tnorm},
+            "stages": {"pretrain": asdict(pretraining), "label_pairs": asdict(label_pairs)},
         },
     )
     log.info("model saved", extra={"model_dir": str(target), "fingerprint": fingerprint, "seconds": round(seconds, 1)})
-    return TrainReport(str(target), fingerprint, pretrain, finetune, seconds)
+    return TrainReport(str(target), fingerprint, pretraining, label_pairs, seconds)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from entrel.logic import PAD, TNORMS, Aggregator, tnorm
+from entrel.logic import COVERAGES, NEUTRAL, PAD, TNORMS, Aggregator, Weights, tnorm
 
 unit = st.floats(0.0, 1.0, allow_nan=False, width=32)
 rows = arrays(np.float32, st.tuples(st.integers(1, 4), st.integers(1, 6)), elements=unit)
@@ -60,17 +60,64 @@ def test_unknown_tnorm_is_a_clear_error():
         tnorm("max")
 
 
-def test_aggregator_flags_the_entity_that_breaks_the_match():
+def test_aggregator_flags_the_entity_that_breaks_the_match_and_the_one_that_covers():
     agg = Aggregator("product", prior=0.5, match_threshold=0.5)
-    scores = np.array([[0.97, 0.08, 0.95], [0.9, 0.95, PAD], [PAD, PAD, PAD]], dtype=np.float32)
+    scores = np.array([[0.95, 0.1, 0.5], [0.9, 0.5, NEUTRAL], [NEUTRAL] * 3], dtype=np.float32)
     out = agg(scores, np.array([3, 2, 0]), explain=True)
-    np.testing.assert_allclose(out.scores, [0.97 * 0.08 * 0.95, 0.9 * 0.95, 0.5], rtol=1e-5)
+    covered = 0.1 + 0.9 * 0.9  # floor + (1 - floor) * match degree of 0.95
+    np.testing.assert_allclose(out.scores, [covered * (1 - 0.8), 0.1 + 0.9 * 0.8, 0.5], rtol=1e-5)
     assert out.breaker.tolist() == [1, -1, -1]
+    assert out.cover.tolist() == [0, 0, -1]
     assert out.empty.tolist() == [False, False, True]
-    # lift: how much the item would gain if that entity fitted perfectly
-    np.testing.assert_allclose(out.lift[0, 1], 0.97 * 0.95 - out.scores[0], rtol=1e-5)
-    assert out.lift[2].tolist() == [0.0, 0.0, 0.0]
+    # lift: how much the item would gain if that entity's contradiction were lifted
+    np.testing.assert_allclose(out.lift[0, 1], covered - out.scores[0], rtol=1e-5)
+    assert out.lift[0, 0] == pytest.approx(0.0) and out.lift[2].tolist() == [0.0, 0.0, 0.0]
     assert agg(scores, np.array([3, 2, 0])).lift is None
+
+
+@given(
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6),
+    st.lists(st.floats(0.5, 1.0), min_size=1, max_size=6),
+    st.sampled_from(sorted(TNORMS)),
+    st.sampled_from(COVERAGES),
+)
+def test_entities_that_contradict_nothing_never_lower_an_item(base, extra, name, coverage):
+    """A well-described item is not ranked below a sparse one for having more neutral or matching entities."""
+    agg = Aggregator(name, prior=0.5, match_threshold=0.5, coverage=coverage)
+    row = np.full((2, len(base) + len(extra)), NEUTRAL, dtype=np.float32)
+    row[0, : len(base)] = base
+    row[1, : len(base)] = base
+    row[1, len(base) :] = extra
+    out = agg(row, np.array([len(base), len(base) + len(extra)]))
+    assert out.scores[1] >= out.scores[0] - 1e-6
+
+
+def test_neutral_entities_change_nothing_and_weight_zero_ignores_a_type():
+    agg = Aggregator("product", prior=0.5, match_threshold=0.5)
+    sparse = np.array([[0.9, 0.2, NEUTRAL, NEUTRAL]], dtype=np.float32)
+    described = np.array([[0.9, 0.2, 0.5, 0.52]], dtype=np.float32)
+    assert agg(described, np.array([4])).scores[0] == pytest.approx(agg(sparse, np.array([2])).scores[0])
+    ignored = Aggregator("product", prior=0.5, match_threshold=0.5, weights=Weights(1.0, {"color": 0.0}))
+    weights = np.array([[1.0, 0.0, 1.0, 1.0]], dtype=np.float32)
+    assert ignored(sparse, np.array([2]), weights).scores[0] == pytest.approx(0.1 + 0.9 * 0.8)
+
+
+def test_an_item_that_covers_nothing_ranks_below_one_that_covers_the_query():
+    """Unrelated entities that contradict nothing do not make an item fit: coverage is required."""
+    agg = Aggregator("product", prior=0.5, match_threshold=0.5)
+    rows = np.array([[0.5, 0.55, 0.5], [0.95, 0.4, 0.5]], dtype=np.float32)
+    unrelated, fitting = agg(rows, np.array([3, 3])).scores
+    assert fitting > unrelated
+
+
+def test_training_and_serving_aggregate_alike():
+    """The torch path (training through the aggregate) computes what the numpy path serves."""
+    agg = Aggregator("product", prior=0.5, match_threshold=0.5, coverage="noisy_or", weights=Weights(2.0))
+    scores = np.array([[0.95, 0.1, 0.5], [0.7, 0.8, 0.3]], dtype=np.float32)
+    weights = np.array([[1.0, 0.5, 1.0], [1.0, 1.0, 2.0]], dtype=np.float32)
+    served = agg(scores, np.array([3, 3]), weights).scores
+    trained = agg.combine(torch.tensor(scores, requires_grad=True), torch.tensor(weights))
+    np.testing.assert_allclose(trained.detach().numpy(), served, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(TNORMS))

@@ -3,28 +3,43 @@
 from __future__ import annotations
 
 from entrel.catalog import Entity
-from offline.training.examples import ITEM_TARGETS, Label, item_examples, label_entity_examples, synthetic_entity_examples
+from offline.training.examples import (
+    CONTRADICT,
+    ITEM_TARGETS,
+    MATCH,
+    NEUTRAL,
+    SUBSTITUTE,
+    Label,
+    item_examples,
+    label_entity_examples,
+    product_type_outcome,
+    synthetic_entity_examples,
+    words,
+)
 
 CHAIR = Entity.of("product_type", "office chair")
 DESK = Entity.of("product_type", "desk")
 RED, BLUE = Entity.of("color", "red"), Entity.of("color", "blue")
 ACME = Entity.of("brand", "acme")
-ENTITIES = {"exact": [CHAIR, RED, ACME], "blue": [CHAIR, BLUE, ACME], "desk": [DESK, RED], "bare": []}
+MAT = Entity.of("product_type", "chair mat")
+ENTITIES = {"exact": [CHAIR, RED, ACME], "blue": [CHAIR, BLUE, ACME], "desk": [DESK, RED], "mat": [MAT], "bare": []}
 
 
-def test_label_pairs_fit_exact_entities_and_blame_only_irrelevant_ones():
+def test_label_pairs_read_outcomes_off_graded_items():
     labels = [
         Label("Red Office Chair", "exact", 3),
         Label("Red Office Chair", "blue", 2),
         Label("Red Office Chair", "desk", 0),
+        Label("Red Office Chair", "mat", 1),
         Label("Red Office Chair", "bare", 0),
     ]
     targets = {ex.texts: ex.target for ex in label_entity_examples(labels, ENTITIES)}
     assert targets == {
-        (CHAIR.render(),): 1.0,
-        (RED.render(),): 1.0,  # on the desk too, but an exact item has it
-        (ACME.render(),): 1.0,
-        (DESK.render(),): 0.0,  # only ever on irrelevant items
+        (CHAIR.render(),): MATCH,  # the query names it
+        (RED.render(),): MATCH,  # on the desk too, but an exact item has it and the query names it
+        (ACME.render(),): NEUTRAL,  # on an exact item, the query says nothing about it
+        (DESK.render(),): CONTRADICT,  # product type of an irrelevant item
+        (MAT.render(),): CONTRADICT,  # a complement (accessory) is not what the query asks for
         # blue: only on a substitute, so neither fits nor breaks for sure
     }
     assert {ex.query for ex in label_entity_examples(labels, ENTITIES)} == {"red office chair"}
@@ -36,13 +51,26 @@ def test_item_examples_carry_every_entity_and_the_grade_target():
     assert examples[0].texts == tuple(e.render() for e in ENTITIES["blue"]) and examples[0].target == ITEM_TARGETS[2]
 
 
-def test_synthetic_pairs_contradict_stated_types_only():
-    examples = synthetic_entity_examples([ENTITIES["exact"], ENTITIES["blue"], ENTITIES["desk"]], 50, seed=3)
-    assert examples and {ex.target for ex in examples} == {0.0, 1.0}
+def test_synthetic_pairs_match_what_the_query_states_and_contradict_other_values_of_it():
+    examples = synthetic_entity_examples([ENTITIES[k] for k in ("exact", "blue", "desk", "mat")], 80, seed=3)
+    assert {ex.target for ex in examples} >= {MATCH, NEUTRAL, CONTRADICT}
     for ex in examples:
-        _, _, text = ex.texts[0].partition(": ")
-        if ex.target == 0.0:  # another value of a type the query states
-            assert text not in ex.query, ex
+        kind, _, text = ex.texts[0].partition(": ")
+        query_words = set(words(ex.query))
+        if ex.target == MATCH:  # stated, or a more specific type of a stated product type
+            assert set(words(text)) <= query_words or (kind == "product type" and words(text)[-1] in query_words), ex
+        if ex.target == CONTRADICT:  # another value of a type the query states
+            assert not set(words(text)) <= query_words, ex
+        if ex.texts[0] == MAT.render() and "office chair" in ex.query:
+            assert ex.target == CONTRADICT, "an accessory's type contradicts the main product's"
+
+
+def test_product_types_compare_by_their_head():
+    assert product_type_outcome("office chair", "chair mat") == CONTRADICT
+    assert product_type_outcome("chair", "office chair") == MATCH
+    assert product_type_outcome("office chair", "gaming chair") == SUBSTITUTE
+    assert product_type_outcome("office chair", "chair") == NEUTRAL
+    assert product_type_outcome("sprayer", "guitar clamp") == CONTRADICT
 
 
 def test_training_twice_on_the_same_data_gives_the_same_model(tmp_path, small_data):

@@ -1,70 +1,69 @@
 """entrel's own entity model on ESCI, and the `entrel` row scored the way the server scores.
 
-Training never sees a test query. Stages (both :func:`offline.training.trainer.fit`):
+The model scores each (query, entity) pair on one scale (1 the query asks
+for it, 0.5 neutral, 0 contradicts); items combine coverage and
+compatibility (:mod:`entrel.logic`). Its recipe is
+:mod:`offline.training.recipe`; here it is chosen and measured:
 
-1. pretraining on query-entity pairs generated from the ESCI catalog's own
-   entities (:func:`synthetic_entity_examples`: which entities a query
-   states, which contradict it); label-free;
-1b. query-entity pairs of the real training queries read off their item
-   labels (:func:`label_entity_examples`: an exact item's entities fit, an
-   entity only ever on irrelevant items does not);
-2. soft-logic fine-tuning: the t-norm of an item's entity scores is fitted
-   to the item's graded label (the loss is on the aggregated item score).
-
-Candidates (:data:`CANDIDATES`, combinations of the stages) train on the 80
-fit queries and are compared on the 20 validation queries; soft-logic alone
-is the ablation without pretraining. The winner's recipe is
-retrained on all 100 training queries and saved as var/models/entrel-esci
-(fingerprint + card), reused while its card's configuration matches
-(``--retrain`` forces it).
-
-The ``entrel`` row goes through the product's own path: the ESCI catalog is
-written as an entrel JSONL catalog, the test queries as its query log; the
-nightly job extracts entities, precomputes the queries' candidate entities
-into an LMDB snapshot and promotes it; ``entrel serve`` runs as a
-subprocess and every test query's judged items are scored over gRPC, with
-explanations (pairs the nightly did not precompute are scored live).
-Variant rows: ``quantize=int8`` scores the same model with int8 Linear
-layers (the CPU option of the live path); the ablation rows re-aggregate
-the served per-entity scores with another t-norm, or without one entity
-type; the candidates' rows score the test queries directly (scorer + the
-same aggregator, no snapshot).
+* **Selection by 5-fold cross-validation over the 100 training queries**
+  (never the test queries): each candidate recipe is trained on four folds
+  and scores the fifth, giving out-of-fold entity scores for every training
+  query; the aggregation's few weights are fitted on four folds' scores and
+  measured on the fifth (nested), so each candidate's value is an honest
+  held-out nDCG@10. The winner's weights are then fitted on all out-of-fold
+  scores. Results are cached in ``<models>/entrel-esci-selection.json``.
+* **Final models**: the chosen recipe trained on all training queries,
+  once per seed (pretraining included), each saved as
+  ``<models>/entrel-esci[-seed-N]`` with its card and the ``--set`` overrides
+  that serve its weights.
+* **The row** goes through the product's own path for every seed: the
+  ESCI catalog written as an entrel JSONL catalog, the test queries as its
+  query log, the nightly job's LMDB snapshot, ``entrel serve`` as a
+  subprocess, every judged item scored over gRPC with explanations (pairs
+  outside the snapshot scored live). Variant rows re-aggregate the first
+  seed's served entity scores (unfitted weights, other coverage, each
+  entity type left out) or score the candidates.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from entrel.config import Settings
-from entrel.logic import PAD, TNORMS, Aggregator
-from entrel.scoring import MODEL_INFO_FILE, CrossEncoderScorer
+from entrel.config import LogicSettings, Settings
+from entrel.scoring import CrossEncoderScorer
 from entrel.service.client import RelevanceClient
 from entrel.service.process import serving
 from entrel.text import normalize
 from offline import esci, nightly
 from offline.evaluate import EvalContext, MethodResult, Scores, method, quality
-from offline.training.examples import Label, item_examples, label_entity_examples, synthetic_entity_examples
+from offline.training.aggregation import EntityRows, fit_logic, item_scores, logic_overrides
+from offline.training.examples import Label
 from offline.training.model_dir import record_metrics, reusable_info, save_model
-from offline.training.trainer import fit, trainable_cross_encoder
+from offline.training.recipe import pretrain, train_entity_model
+from offline.training.trainer import trainable_cross_encoder
 
-__all__ = ["CANDIDATES", "Explained", "entrel_entity_model", "esci_model"]
+__all__ = ["CANDIDATES", "ESCI_MODEL_DIR", "Explained", "entrel_entity_model", "esci_model", "served"]
 
 log = logging.getLogger(__name__)
 
-_MODEL_DIR = "entrel-esci"
-_CANDIDATES_DIR = "entrel-esci-candidates"
+ESCI_MODEL_DIR = "entrel-esci"
 _PRETRAINED_DIR = "entrel-esci-pretrained"
+_SELECTION_FILE = "entrel-esci-selection.json"
 # Generated queries for pretraining (each gives ~17 query-entity pairs); quick runs use fewer.
-_SYNTHETIC_QUERIES = {False: 1500, True: 500}
+_SYNTHETIC_QUERIES = {False: 2000, True: 300}
+_FOLDS = 5
+_SEEDS = 3
 # Bump when examples or stages change: saved models then retrain.
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 # Scoring a query's judged items live can take a while on CPU: no deadline should cut it short.
 _DEADLINE_MS = 600_000
 
@@ -72,35 +71,11 @@ _DEADLINE_MS = 600_000
 @dataclass(frozen=True)
 class Candidate:
     name: str
-    # Stage 1: generated query-entity pairs from the catalog.
-    pretrained: bool
-    # Stage 1b: real queries' query-entity pairs read off item labels.
+    # Stage 2: real queries' (query, entity) outcomes read off item labels.
     label_pairs: bool
-    # Stage 2: soft-logic fine-tuning on item labels.
-    soft_logic: bool
 
 
-CANDIDATES = (
-    Candidate("pretrained", pretrained=True, label_pairs=False, soft_logic=False),
-    Candidate("pretrained+label-pairs", pretrained=True, label_pairs=True, soft_logic=False),
-    Candidate("pretrained+soft-logic", pretrained=True, label_pairs=False, soft_logic=True),
-    Candidate("pretrained+label-pairs+soft-logic", pretrained=True, label_pairs=True, soft_logic=True),
-    Candidate("soft-logic-only", pretrained=False, label_pairs=False, soft_logic=True),
-)
-
-
-EntityRows = dict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]]
-
-
-def _aggregate(entities: EntityRows, settings: Settings, tnorm_name: str, without_type: str | None = None) -> Scores:
-    """Item scores by `tnorm_name` over each item's entity scores, leaving out `without_type`."""
-    rows = [[s for t, s in zip(types, scores, strict=True) if t != without_type] for types, scores in entities.values()]
-    matrix = np.full((len(rows), max((len(r) for r in rows), default=0)), PAD, dtype=np.float32)
-    for i, row in enumerate(rows):
-        matrix[i, : len(row)] = row
-    aggregator = Aggregator(tnorm_name, settings.logic.prior, settings.logic.match_threshold)
-    values = aggregator(matrix, np.array([len(r) for r in rows]))
-    return dict(zip(entities, values.scores.astype(float).tolist(), strict=True))
+CANDIDATES = (Candidate("pretrained", label_pairs=False), Candidate("pretrained+label-pairs", label_pairs=True))
 
 
 @dataclass(frozen=True)
@@ -110,47 +85,34 @@ class Explained:
     item_scores: dict[tuple[str, str], float]
     entities: EntityRows
 
-    def aggregate(self, settings: Settings, tnorm_name: str, without_type: str | None = None) -> Scores:
-        """Item scores by another t-norm, or without one entity type."""
-        return _aggregate(self.entities, settings, tnorm_name, without_type)
+    def aggregate(self, logic: LogicSettings, without_type: str | None = None) -> Scores:
+        """Item scores under other aggregation settings, or without one entity type."""
+        return item_scores(self.entities, logic, without_type)
 
 
-def _fit_settings(ctx: EvalContext) -> dict[str, Any]:
-    cfg = ctx.settings.train
-    return {
-        "max_length": ctx.settings.model.max_length,
-        "seed": cfg.seed,
-        "progress": ctx.progress,
-        "learning_rate": cfg.learning_rate,
-    }
+def _settings(ctx: EvalContext) -> Settings:
+    return ctx.settings.replace(**{"train.synthetic_queries": str(_SYNTHETIC_QUERIES[ctx.quick])})
 
 
-def _pretrained(ctx: EvalContext) -> tuple[Path, float]:
-    """Stage 1 (label-free, so shared by every candidate and the final model): its directory and seconds."""
-    directory = ctx.models_dir / (f"{_PRETRAINED_DIR}-quick" if ctx.quick else _PRETRAINED_DIR)
-    config = _pretraining_config(ctx)
+def _seed(ctx: EvalContext, run: int) -> int:
+    return ctx.settings.train.seed + run
+
+
+def _pretrained(ctx: EvalContext, seed: int) -> tuple[Path, float]:
+    """Stage 1 (label-free) for `seed`, saved and reused: its directory and training seconds."""
+    directory = ctx.models_dir / _PRETRAINED_DIR / f"{'quick-' if ctx.quick else ''}seed-{seed}"
+    config = {**_pretraining_config(ctx), "seed": seed}
     info = reusable_info(directory, config, ctx.retrain)
     if info is not None:
         return directory, info["training_seconds"]
-    cfg = ctx.settings.train
-    encoder = trainable_cross_encoder(cfg.base_model, ctx.settings.model.max_length, cfg.seed)
-    entities = ctx.entities
-    examples = synthetic_entity_examples(list(entities.values()), _SYNTHETIC_QUERIES[ctx.quick], seed=cfg.seed)
-    report = fit(
-        encoder,
-        examples,
-        epochs=cfg.pretrain_epochs,
-        batch_pairs=cfg.pretrain_batch_pairs,
-        description="pretrain (query, entity) on ESCI",
-        **_fit_settings(ctx),
-    )
+    entities = list(ctx.entities.values())
+    encoder, report = pretrain(_settings(ctx), entities, seed, ctx.progress)
     save_model(
         encoder,
         directory,
         {
-            "description": "entrel entity model, pretraining stage only: query-entity pairs generated from the "
-            "ESCI catalog's entities (no labels).",
-            "base_model": cfg.base_model,
+            "description": "entrel entity model, pretraining stage only: (query, entity) outcomes generated from "
+            "the ESCI catalog's entities (no labels).",
             "training_seconds": round(report.seconds, 1),
             "data": {"synthetic_queries": _SYNTHETIC_QUERIES[ctx.quick], "pairs": report.pairs_per_epoch},
             "config": config,
@@ -159,58 +121,162 @@ def _pretrained(ctx: EvalContext) -> tuple[Path, float]:
     return directory, report.seconds
 
 
-def _train(ctx: EvalContext, candidate: Candidate, labels: Sequence[Label]) -> tuple[Any, float]:
-    """A model of `candidate`'s recipe trained on `labels`; the seconds its stages took."""
-    cfg = ctx.settings.train
-    start, seconds = _pretrained(ctx) if candidate.pretrained else (cfg.base_model, 0.0)
-    encoder = trainable_cross_encoder(str(start), ctx.settings.model.max_length, cfg.seed)
+def _train(ctx: EvalContext, candidate: Candidate, labels: Sequence[Label], seed: int) -> tuple[Any, float]:
+    """A model of `candidate`'s recipe for `seed` trained on `labels`; the seconds its stages took."""
+    start, seconds = _pretrained(ctx, seed)
+    encoder = trainable_cross_encoder(str(start), ctx.settings.model.max_length, seed)
     if candidate.label_pairs:
-        report = fit(
-            encoder,
-            label_entity_examples(labels, ctx.entities),
-            epochs=1,
-            batch_pairs=cfg.pretrain_batch_pairs,
-            description=f"label pairs (query, entity) {candidate.name}",
-            **_fit_settings(ctx),
+        stages = train_entity_model(
+            _settings(ctx), encoder, seed, labels=labels, entities_by_item=ctx.entities, progress=ctx.progress
         )
-        seconds += report.seconds
-    if candidate.soft_logic:
-        report = fit(
-            encoder,
-            item_examples(labels, ctx.entities),
-            epochs=cfg.epochs,
-            batch_pairs=cfg.batch_pairs,
-            tnorm_name=ctx.settings.logic.tnorm,
-            description=f"soft-logic ({ctx.settings.logic.tnorm}) {candidate.name}",
-            **_fit_settings(ctx),
-        )
-        seconds += report.seconds
+        seconds += stages.seconds
     return encoder, seconds
 
 
-def _direct(ctx: EvalContext, model_dir: Path, labels: Sequence[Label], quantize: str = "none") -> Explained:
-    """Entity scores of the judged items from the model itself (no snapshot): for choices and candidate rows."""
-    scorer = CrossEncoderScorer(_model_settings(ctx, model_dir, quantize))
-    keys = [(label.query, label.item_id) for label in labels]
-    entities = [ctx.entities[label.item_id] for label in labels]
-    pairs = sorted({(normalize(q), e.render()) for (q, _), es in zip(keys, entities, strict=True) for e in es})
+def _entity_rows(ctx: EvalContext, scorer: Any, labels: Sequence[Label]) -> EntityRows:
+    """Entity types and scores of the judged items, from the model itself (no snapshot)."""
+    entities = {label.item_id: ctx.entities[label.item_id] for label in labels}
+    pairs = sorted({(normalize(lab.query), e.render()) for lab in labels for e in entities[lab.item_id]})
     score_of = dict(zip(pairs, scorer.score(pairs).tolist(), strict=True))
-    explained = {
-        key: (
-            tuple(e.type.value for e in es),
-            np.array([score_of[(normalize(key[0]), e.render())] for e in es], dtype=np.float32),
+    return {
+        (lab.query, lab.item_id): (
+            tuple(e.type.value for e in entities[lab.item_id]),
+            np.array([score_of[(normalize(lab.query), e.render())] for e in entities[lab.item_id]], dtype=np.float32),
         )
-        for key, es in zip(keys, entities, strict=True)
+        for lab in labels
     }
-    return Explained(_aggregate(explained, ctx.settings, ctx.settings.logic.tnorm), explained)
 
 
-def _model_settings(ctx: EvalContext, model_dir: Path, quantize: str = "none") -> Any:
-    return ctx.settings.replace(**{"model.name_or_path": str(model_dir), "model.quantize": quantize}).model
+def _scorer(ctx: EvalContext, encoder_or_dir: Any) -> CrossEncoderScorer:
+    """A scorer of a saved model directory, or of a model just trained (saved to a scratch folder first)."""
+    if not isinstance(encoder_or_dir, Path):
+        scratch = ctx.models_dir / ".scratch"
+        save_model(encoder_or_dir, scratch, {"description": "scratch copy for scoring"})
+        encoder_or_dir = scratch
+    return CrossEncoderScorer(ctx.settings.replace(**{"model.name_or_path": str(encoder_or_dir)}).model)
 
 
-def _served(ctx: EvalContext, model_dir: Path, labels: Sequence[Label]) -> tuple[Explained, dict[str, Any]]:
-    """Scores of the judged items through nightly snapshot + `entrel serve` + gRPC, with what the cache did."""
+def folds(queries: Sequence[str], k: int, seed: int) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """`k` (fit, held-out) partitions of `queries` by query: a seeded shuffle dealt round-robin."""
+    order = sorted(queries)
+    random.Random(seed).shuffle(order)
+    held = [tuple(sorted(order[i::k])) for i in range(k)]
+    return [(tuple(q for q in sorted(queries) if q not in set(h)), h) for h in held]
+
+
+def _nested_value(ctx: EvalContext, rows: EntityRows, labels: Sequence[Label], parts: Sequence[Sequence[str]]) -> list[float]:
+    """Per fold: nDCG@10 of the held fold with the weights fitted on the other folds' out-of-fold scores."""
+    values = []
+    for held in parts:
+        held_set = set(held)
+        fit_labels = [lab for lab in labels if lab.query not in held_set]
+        logic, _ = fit_logic(rows, fit_labels, ctx.settings)
+        held_labels = [lab for lab in labels if lab.query in held_set]
+        values.append(quality(held_labels, item_scores(rows, logic))["ndcg@10"])
+    return values
+
+
+def _selection(ctx: EvalContext) -> dict[str, Any]:
+    """K-fold choice of the recipe and fitted weights over the training queries (cached by configuration)."""
+    path = ctx.models_dir / _SELECTION_FILE
+    config = _config(ctx)
+    if path.is_file() and not ctx.retrain:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved.get("config") == config:
+            return saved
+    started = time.perf_counter()
+    seed = _seed(ctx, 0)
+    train_labels = ctx.labels_of(ctx.split.train)
+    parts = folds(ctx.split.train, _FOLDS, seed)
+    candidates: dict[str, dict[str, Any]] = {}
+    oof: dict[str, EntityRows] = {}
+    for candidate in CANDIDATES:
+        rows: dict[tuple[str, str], Any] = {}
+        if candidate.label_pairs:
+            for fit_queries, held in parts:
+                encoder, _ = _train(ctx, candidate, ctx.labels_of(fit_queries), seed)
+                rows |= _entity_rows(ctx, _scorer(ctx, encoder), ctx.labels_of(held))
+        else:  # label-free: its scores on every training query are out-of-sample already
+            rows = dict(_entity_rows(ctx, _scorer(ctx, _pretrained(ctx, seed)[0]), train_labels))
+        oof[candidate.name] = rows
+        nested = _nested_value(ctx, rows, train_labels, [held for _, held in parts])
+        unfitted = [
+            quality(ctx.labels_of(held), item_scores(rows, ctx.settings.logic))["ndcg@10"] for _, held in parts
+        ]
+        candidates[candidate.name] = {
+            "kfold_ndcg@10_fitted_weights": [round(v, 4) for v in nested],
+            "kfold_ndcg@10_default_weights": [round(v, 4) for v in unfitted],
+            "mean_fitted": round(float(np.mean(nested)), 4),
+            "sd_fitted": round(float(np.std(nested)), 4),
+            "mean_default": round(float(np.mean(unfitted)), 4),
+        }
+        log.info("candidate measured by k-fold", extra={"candidate": candidate.name, **candidates[candidate.name]})
+    best = max(CANDIDATES, key=lambda c: max(candidates[c.name]["mean_fitted"], candidates[c.name]["mean_default"]))
+    use_fitted = candidates[best.name]["mean_fitted"] > candidates[best.name]["mean_default"]
+    logic = fit_logic(oof[best.name], train_labels, ctx.settings)[0] if use_fitted else ctx.settings.logic
+    selection = {
+        "config": config,
+        "folds": _FOLDS,
+        "rule": f"{_FOLDS}-fold by query over the {len(ctx.split.train)} training queries (seeded shuffle); "
+        "weights fitted inside each fold (nested); the recipe with the best mean held-out nDCG@10 wins; "
+        "fitted weights are kept only if they beat the defaults",
+        "candidates": candidates,
+        "chosen": best.name,
+        "fitted_weights": use_fitted,
+        "serve_overrides": logic_overrides(logic),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(selection, indent=2) + "\n", encoding="utf-8")
+    return selection
+
+
+def _model_dir(ctx: EvalContext, run: int) -> Path:
+    suffix = "-quick" if ctx.quick else "" if run == 0 else f"-seed-{_seed(ctx, run)}"
+    return ctx.models_dir / f"{ESCI_MODEL_DIR}{suffix}"
+
+
+def esci_model(ctx: EvalContext, run: int = 0) -> tuple[Path, dict[str, Any], bool]:
+    """The ESCI entity model of seed run `run` (trained and saved when there is none): folder, info, reused."""
+    directory = _model_dir(ctx, run)
+    selection = _selection(ctx) if not ctx.quick else _quick_selection(ctx)
+    config = {**_config(ctx), "seed": _seed(ctx, run), "chosen": selection["chosen"]}
+    info = reusable_info(directory, config, ctx.retrain)
+    if info is not None:
+        return directory, info, True
+    candidate = next(c for c in CANDIDATES if c.name == selection["chosen"])
+    encoder, seconds = _train(ctx, candidate, ctx.labels_of(ctx.split.train), _seed(ctx, run))
+    info = {
+        "description": "entrel query-entity cross-encoder for ESCI (1 = the query asks for the entity, 0.5 = "
+        "neutral, 0 = contradicts), recipe and aggregation weights chosen by k-fold cross-validation over the "
+        "training queries. Serve it with --set model.name_or_path=<this folder> plus serve_overrides.",
+        "base_model": ctx.settings.train.base_model,
+        "training_seconds": round(seconds, 1),
+        "data": {"esci": str(esci.default_data_dir()), "synthetic_queries": _SYNTHETIC_QUERIES[ctx.quick]},
+        "split": ctx.split.describe(),
+        "recipe": {"chosen": candidate.name, "selection": {k: v for k, v in selection.items() if k != "config"}},
+        "serve_overrides": selection["serve_overrides"],
+        "config": config,
+    }
+    return directory, {**info, "fingerprint": save_model(encoder, directory, info)}, False
+
+
+def _quick_selection(ctx: EvalContext) -> dict[str, Any]:
+    """CI: nothing chosen; the label-pairs recipe with default weights."""
+    return {"chosen": CANDIDATES[1].name, "serve_overrides": {}, "fitted_weights": False}
+
+
+def served(
+    ctx: EvalContext, model_dir: Path, labels: Sequence[Label], logic: Mapping[str, str] | None = None
+) -> tuple[Explained, dict[str, Any]]:
+    """Scores of the judged items through nightly snapshot + `entrel serve` + gRPC, with what the cache did.
+
+    `logic` overrides the aggregation settings; by default those in the
+    model's card (``serve_overrides``), so a model is served as it was chosen.
+    """
+    if logic is None:
+        card = json.loads((model_dir / "entrel_model.json").read_text(encoding="utf-8"))
+        logic = card.get("serve_overrides", {})
     directory = Path(ctx.settings.data_dir) / "eval" / "entrel"
     queries = list(dict.fromkeys(label.query for label in labels))
     overrides = esci.write_entrel_inputs(ctx.items.values(), queries, directory / "input") | {
@@ -219,12 +285,13 @@ def _served(ctx: EvalContext, model_dir: Path, labels: Sequence[Label]) -> tuple
         "nightly.use_miss_log": "false",
         "server.log_misses": "false",
         "server.default_deadline_ms": str(_DEADLINE_MS),
+        **logic,
     }
     settings = ctx.settings.replace(**overrides)
     report = nightly.run(settings, progress=ctx.progress)
     args = [*ctx.config_args, *(f"--set={key}={value}" for key, value in overrides.items())]
-    item_scores: dict[tuple[str, str], float] = {}
-    entities: EntityRows = {}
+    scores: dict[tuple[str, str], float] = {}
+    entities: dict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]] = {}
     totals = {"cache_hits": 0, "cache_misses": 0, "live_scored_pairs": 0, "prior_pairs": 0}
     started = time.perf_counter()
     with serving(args, directory / "server.log") as server, RelevanceClient(server.address, _DEADLINE_MS / 1000) as client:
@@ -234,7 +301,7 @@ def _served(ctx: EvalContext, model_dir: Path, labels: Sequence[Label]) -> tuple
             for key in totals:
                 totals[key] += getattr(response.metadata, key)
             for item in response.items:
-                item_scores[(query, item.item_id)] = item.score
+                scores[(query, item.item_id)] = item.score
                 entities[(query, item.item_id)] = (
                     tuple(e.type for e in item.entities),
                     np.array([e.score for e in item.entities], dtype=np.float32),
@@ -250,7 +317,7 @@ def _served(ctx: EvalContext, model_dir: Path, labels: Sequence[Label]) -> tuple
         "cache_hit_rate": round(totals["cache_hits"] / looked_up, 4) if looked_up else None,
         **totals,
     }
-    return Explained(item_scores, entities), serving_report
+    return Explained(scores, entities), serving_report
 
 
 def _pretraining_config(ctx: EvalContext) -> dict[str, Any]:
@@ -260,7 +327,7 @@ def _pretraining_config(ctx: EvalContext) -> dict[str, Any]:
         "format_version": _FORMAT_VERSION,
         "base_model": cfg.base_model,
         "synthetic_queries": _SYNTHETIC_QUERIES[ctx.quick],
-        "train": {k: getattr(cfg, k) for k in ("pretrain_epochs", "pretrain_batch_pairs", "learning_rate", "seed")},
+        "train": {k: getattr(cfg, k) for k in ("pretrain_epochs", "pretrain_batch_pairs", "learning_rate")},
         "max_length": ctx.settings.model.max_length,
         "extraction": repr(ctx.settings.extraction),
         "catalog_items": len(ctx.items),
@@ -268,122 +335,66 @@ def _pretraining_config(ctx: EvalContext) -> dict[str, Any]:
 
 
 def _config(ctx: EvalContext) -> dict[str, Any]:
-    """What the saved models depend on: one with another configuration is not reused."""
-    cfg = ctx.settings.train
+    """What the selection and the saved models depend on: one with another configuration is not reused."""
     return {
         **_pretraining_config(ctx),
-        "train": {k: getattr(cfg, k) for k in ("pretrain_epochs", "pretrain_batch_pairs", "epochs", "batch_pairs", "learning_rate", "seed")},
-        "tnorm": ctx.settings.logic.tnorm,
+        "logic": repr(ctx.settings.logic),
         "candidates": [c.name for c in CANDIDATES],
         "split": ctx.split.describe(),
     }
 
 
-def _choose(ctx: EvalContext) -> tuple[Candidate, dict[str, Any]]:
-    """Train every candidate on the fit queries, save it, and pick the best on validation nDCG@10."""
-    fit_labels, validation = ctx.labels_of(ctx.split.fit), ctx.labels_of(ctx.split.validation)
-    values: dict[str, float] = {}
-    seconds: dict[str, float] = {}
-    for candidate in CANDIDATES:
-        encoder, seconds[candidate.name] = _train(ctx, candidate, fit_labels)
-        directory = ctx.models_dir / _CANDIDATES_DIR / candidate.name
-        save_model(
-            encoder,
-            directory,
-            {"description": f"entrel ESCI candidate {candidate.name}, trained on the fit queries", "config": _config(ctx)},
-        )
-        values[candidate.name] = round(quality(validation, _direct(ctx, directory, validation).item_scores)["ndcg@10"], 4)
-        log.info("candidate trained", extra={"candidate": candidate.name, "validation_ndcg@10": values[candidate.name]})
-    best = max(CANDIDATES, key=lambda c: values[c.name])
-    return best, {"validation_ndcg_at_10": values, "candidate_train_seconds": {k: round(v, 1) for k, v in seconds.items()}}
-
-
-def esci_model(ctx: EvalContext) -> tuple[Path, dict[str, Any], bool]:
-    """The ESCI entity model (trained, chosen on validation and saved when there is none): folder, info, reused."""
-    directory = ctx.models_dir / _MODEL_DIR
-    info = None if ctx.quick else reusable_info(directory, _config(ctx), ctx.retrain)
-    if info is not None:
-        return directory, info, True
-    return directory, _train_and_save(ctx, directory), False
-
-
-def _train_and_save(ctx: EvalContext, directory: Path) -> dict[str, Any]:
-    chosen, selection = _choose(ctx)
-    encoder, seconds = _train(ctx, chosen, ctx.labels_of(ctx.split.train))
-    labelled = item_examples(ctx.labels_of(ctx.split.train), ctx.entities)
-    info = {
-        "description": "entrel query-entity cross-encoder for ESCI: pretrained on generated query-entity pairs "
-        "and/or fine-tuned through the soft-logic aggregate on the training queries' item labels "
-        "(recipe chosen on the validation queries). Serve it with --set model.name_or_path=<this folder>.",
-        "base_model": ctx.settings.train.base_model,
-        "training_seconds": round(seconds, 1),
-        "data": {
-            "esci": str(esci.default_data_dir()),
-            "labelled_items": len(labelled) if chosen.soft_logic else 0,
-            "synthetic_queries": _SYNTHETIC_QUERIES[ctx.quick] if chosen.pretrained else 0,
-        },
-        "split": ctx.split.describe(),
-        "stages": {"recipe": chosen.name, "tnorm": ctx.settings.logic.tnorm, **selection},
-        "config": _config(ctx),
-    }
-    return {**info, "fingerprint": save_model(encoder, directory, info)}
-
-
-def _variants(ctx: EvalContext, served: Explained) -> dict[str, Scores]:
-    """Ablations at inference: other t-norms, and each entity type left out (served entity scores)."""
-    settings = ctx.settings
-    variants = {f"tnorm={name}": served.aggregate(settings, name) for name in TNORMS if name != settings.logic.tnorm}
-    types = sorted({t for types, _ in served.entities.values() for t in types})
-    variants |= {f"without_{t}": served.aggregate(settings, settings.logic.tnorm, without_type=t) for t in types}
+def _variants(ctx: EvalContext, first: Explained, logic: LogicSettings) -> dict[str, Scores]:
+    """Ablations at inference on the first seed's served entity scores."""
+    defaults = ctx.settings.logic
+    variants: dict[str, Scores] = {"default_weights": first.aggregate(defaults)}
+    other = "noisy_or" if logic.coverage == "max" else "max"
+    variants[f"coverage={other}"] = first.aggregate(ctx.settings.replace(**logic_overrides(logic), **{"logic.coverage": other}).logic)
+    variants["compatibility_only"] = first.aggregate(
+        ctx.settings.replace(**logic_overrides(logic), **{"logic.coverage_weight": "0"}).logic
+    )
+    types = sorted({t for types, _ in first.entities.values() for t in types})
+    variants |= {f"without_{t}": first.aggregate(logic, without_type=t) for t in types}
     return variants
-
-
-def _quick(ctx: EvalContext) -> MethodResult:
-    """CI: the served path with a model pretrained on fewer generated queries; nothing chosen."""
-    directory = ctx.models_dir / f"{_MODEL_DIR}-quick"
-    encoder, seconds = _train(ctx, CANDIDATES[0], ctx.labels_of(ctx.split.train))
-    save_model(encoder, directory, {"description": "entrel ESCI quick-run model (CI)", "config": _config(ctx)})
-    served, serving_report = _served(ctx, directory, ctx.test_labels)
-    extra = {"recipe": CANDIDATES[0].name, "train_seconds": round(seconds, 1), **serving_report}
-    return MethodResult((served.item_scores,), extra, _variants(ctx, served))
 
 
 @method("entrel")
 def entrel_entity_model(ctx: EvalContext) -> MethodResult:
-    """The entity model, served: nightly snapshot, gRPC server, soft logic; ablations as variants."""
-    if ctx.quick:
-        return _quick(ctx)
-    directory, info, reused = esci_model(ctx)
-    served, serving_report = _served(ctx, directory, ctx.test_labels)
-    direct = _direct(ctx, directory, ctx.test_labels)
-    gap = max(abs(served.item_scores[k] - direct.item_scores[k]) for k in served.item_scores)
-    record_metrics(
-        directory,
-        {
-            "test_served": {k: round(v, 4) for k, v in quality(ctx.test_labels, served.item_scores).items()},
-            "test_queries": len(ctx.split.test),
-        },
-    )
-    variants = _variants(ctx, served)
-    # The live path's CPU option: same model, Linear layers in int8.
-    variants["quantize=int8"] = _direct(ctx, directory, ctx.test_labels, quantize="int8").item_scores
-    for candidate in CANDIDATES:
-        candidate_dir = ctx.models_dir / _CANDIDATES_DIR / candidate.name
-        if (candidate_dir / MODEL_INFO_FILE).is_file():
-            variants[f"candidate={candidate.name}"] = _direct(ctx, candidate_dir, ctx.test_labels).item_scores
-    stages = info["stages"]
+    """The entity model, served: nightly snapshot, gRPC server, soft logic; one run per seed; ablations as variants."""
+    runs: list[Scores] = []
+    infos: list[dict[str, Any]] = []
+    reports: list[dict[str, Any]] = []
+    first: Explained | None = None
+    for run in range(1 if ctx.quick else _SEEDS):
+        directory, info, reused = esci_model(ctx, run)
+        explained, report = served(ctx, directory, ctx.test_labels)
+        record_metrics(
+            directory,
+            {"test_served": {k: round(v, 4) for k, v in quality(ctx.test_labels, explained.item_scores).items()}},
+        )
+        runs.append(explained.item_scores)
+        infos.append({"model": str(directory), "fingerprint": info["fingerprint"], "reused": reused, **report})
+        reports.append(info)
+        first = first or explained
+    assert first is not None
+    overrides = reports[0].get("serve_overrides", {})
+    logic = ctx.settings.replace(**overrides).logic
+    variants = _variants(ctx, first, logic)
+    selection = reports[0]["recipe"]["selection"] if not ctx.quick else {}
+    if not ctx.quick:
+        for candidate in CANDIDATES:  # each candidate trained on all training queries, first seed, served weights
+            encoder, _ = _train(ctx, candidate, ctx.labels_of(ctx.split.train), _seed(ctx, 0))
+            rows = _entity_rows(ctx, _scorer(ctx, encoder), ctx.test_labels)
+            variants[f"candidate={candidate.name}"] = item_scores(rows, logic)
     return MethodResult(
-        (served.item_scores,),
+        tuple(runs),
         {
-            "recipe": stages["recipe"],
-            "train_seconds": info["training_seconds"],
-            "validation_ndcg_at_10": stages["validation_ndcg_at_10"],
-            "candidate_train_seconds": stages["candidate_train_seconds"],
-            "model": str(directory),
-            "fingerprint": info["fingerprint"],
-            "reused_saved_model": reused,
-            "served_vs_direct_max_abs_diff": round(gap, 6),
-            **serving_report,
+            "recipe": reports[0]["recipe"]["chosen"],
+            "seeds": [_seed(ctx, r) for r in range(len(runs))],
+            "train_seconds": round(float(np.mean([r["training_seconds"] for r in reports])), 1),
+            "selection": selection,
+            "serve_overrides": overrides,
+            "runs": infos,
         },
         variants,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,21 @@ from entrel.catalog.reader import CatalogError, read_table
 from entrel.text import normalize
 from offline.training.trainer import Example
 
-__all__ = ["ITEM_TARGETS", "Label", "item_examples", "label_entity_examples", "read_labels", "synthetic_entity_examples"]
+__all__ = [
+    "CONTRADICT",
+    "ITEM_TARGETS",
+    "MATCH",
+    "NEUTRAL",
+    "SUBSTITUTE",
+    "Label",
+    "is_stated",
+    "item_examples",
+    "label_entity_examples",
+    "product_type_outcome",
+    "read_labels",
+    "synthetic_entity_examples",
+    "words",
+]
 
 MAX_GRADE = 3
 # Target of an item's aggregated score by grade. With a product t-norm a
@@ -22,6 +37,14 @@ MAX_GRADE = 3
 # so it must sit near 0, not at 2/3: on held-out demo queries these targets
 # gave nDCG@10 0.920, linear grade/3 targets 0.865 (pretraining alone 0.898).
 ITEM_TARGETS: Mapping[int, float] = {3: 1.0, 2: 0.1, 1: 0.01, 0: 0.0}
+# Targets of a (query, entity) score by outcome: the scale of entrel.logic (1 match, 0.5 neutral, 0 contradicts).
+MATCH, NEUTRAL, CONTRADICT = 1.0, 0.5, 0.0
+# Another type of the same head ("gaming chair" for "office chair"): a mild contradiction.
+SUBSTITUTE = 0.25
+# How often a synthetic query names only the head of a multi-word product type, and adds a title phrase.
+_HEAD_ONLY = 0.25
+_WITH_PHRASE = 0.3
+_WORD = re.compile(r"[^\W_]+")
 # Types a synthetic query may state, with how often it states each.
 _STATED = {
     EntityType.PRODUCT_TYPE: 0.9,
@@ -77,16 +100,62 @@ def item_examples(labels: Sequence[Label], entities_by_item: Mapping[str, Sequen
     return out
 
 
+def _stem(word: str) -> str:
+    """Crude plural folding, enough for "chairs" to state "chair"."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def words(text: str) -> tuple[str, ...]:
+    """The word stems of a normalised text, in order."""
+    return tuple(_stem(w) for w in _WORD.findall(text))
+
+
+def is_stated(entity: Entity, query_words: set[str]) -> bool:
+    """Whether the query states the entity: every word of it appears in the query."""
+    entity_words = words(entity.text)
+    return bool(entity_words) and set(entity_words) <= query_words
+
+
+def product_type_outcome(asked: str, other: str) -> float | None:
+    """What product type `other` is worth to a query asking for product type `asked`.
+
+    The last word is the head ("chair mat" is a mat, not a chair): another
+    head contradicts (accessories and complements included); a more
+    specific type of the same head matches ("office chair" for "chair");
+    the same head with other modifiers is a substitute ("gaming chair" for
+    "office chair"); a more general one is neutral ("chair" for "office
+    chair"). None when either has no word.
+
+    >>> [product_type_outcome("office chair", t) for t in ("chair mat", "chairs", "gaming chair", "ergonomic office chair")]
+    [0.0, 0.5, 0.25, 1.0]
+    """
+    a, o = words(asked), words(other)
+    if not a or not o:
+        return None
+    if a == o:
+        return MATCH
+    if a[-1] != o[-1]:
+        return CONTRADICT
+    if o[-len(a) :] == a:
+        return MATCH
+    if a[-len(o) :] == o:
+        return NEUTRAL
+    return SUBSTITUTE
+
+
 def synthetic_entity_examples(
     entities_per_item: Sequence[Sequence[Entity]], n_queries: int, seed: int = 13, negatives_per_type: int = 3
 ) -> list[Example]:
-    """Query-entity pairs with known compatibility, generated from the catalog's own entities.
+    """Query-entity pairs with known outcome (match / neutral / contradict), generated from the catalog.
 
-    For a random item, a query states some of its entities. Then:
-    its own entities are compatible (1); an entity of a stated type with
-    another value contradicts it (0); an entity of a type the query does not
-    state, taken from another item, is compatible too (1): entities the
-    query says nothing about must not break the match.
+    For a random item, a query states some of its entities the way shoppers
+    write ("women acme red office chair", sometimes only the head noun of
+    the product type, sometimes a title phrase). Then: its entities that the
+    query states match (1); its other entities are neutral (0.5); another
+    value of a stated type contradicts (0; product types by
+    :func:`product_type_outcome`, so "chair mat" contradicts "office chair");
+    an entity of a type the query does not state, from another item, is
+    neutral (0.5). Nothing here needs a label: it works on any catalog.
     """
     rng = random.Random(seed)
     by_type: dict[EntityType, list[Entity]] = defaultdict(list)
@@ -97,36 +166,70 @@ def synthetic_entity_examples(
     for _ in range(n_queries if usable else 0):
         entities = rng.choice(usable)
         own = {e.type: e for e in entities if e.type in _STATED}
-        stated = {t: e for t, e in own.items() if rng.random() < _STATED[t]} or dict([rng.choice(list(own.items()))])
-        query = " ".join(stated[t].text for t in _QUERY_ORDER if t in stated)
+        stated = {t: e.text for t, e in own.items() if rng.random() < _STATED[t]} or {
+            t: e.text for t, e in [rng.choice(list(own.items()))]
+        }
+        product_type = stated.get(EntityType.PRODUCT_TYPE)
+        if product_type and " " in product_type and rng.random() < _HEAD_ONLY:
+            stated[EntityType.PRODUCT_TYPE] = product_type.rsplit(" ", 1)[1]
+        parts = [stated[t] for t in _QUERY_ORDER if t in stated]
+        phrases = [e for e in entities if e.type == EntityType.PHRASE]
+        if phrases and rng.random() < _WITH_PHRASE:
+            parts.insert(rng.randrange(len(parts) + 1), rng.choice(phrases).text)
+        query = normalize(" ".join(parts))
+        query_words = set(words(query))
         group = f"synthetic:{query}"
-        pairs = [(e, 1.0) for e in entities]
-        for t, entity in stated.items():
-            others = [o for o in by_type[t] if o.text != entity.text]
-            pairs.extend((o, 0.0) for o in rng.sample(others, min(negatives_per_type, len(others))))
+        pairs = [(e, MATCH if is_stated(e, query_words) else NEUTRAL) for e in entities]
+        for t, text in stated.items():
+            others = [o for o in by_type[t] if o.text != text]
+            for other in rng.sample(others, min(negatives_per_type, len(others))):
+                if t == EntityType.PRODUCT_TYPE:
+                    outcome = product_type_outcome(text, other.text)
+                else:  # "navy blue" vs "blue": too close to call, left out
+                    outcome = None if set(words(other.text)) & set(words(text)) else CONTRADICT
+                if outcome is not None:
+                    pairs.append((other, outcome))
         for t in _STATED:
             if t not in stated and by_type[t]:
-                pairs.append((rng.choice(by_type[t]), 1.0))
-        out.extend(Example(query, (e.render(),), target, group) for e, target in pairs)
+                other = rng.choice(by_type[t])
+                if not set(words(other.text)) & query_words:
+                    pairs.append((other, NEUTRAL))
+        out.extend(Example(query, (e.render(),), target, group) for e, target in dict(pairs).items())
     return out
 
 
 def label_entity_examples(labels: Sequence[Label], entities_by_item: Mapping[str, Sequence[Entity]]) -> list[Example]:
-    """Query-entity pairs of real queries, read off graded item labels.
+    """Query-entity pairs of real queries with known outcome, read off graded item labels.
 
-    An entity of an exact item fits its query (1). An entity found only on
-    the query's irrelevant items (never on an exact, substitute or
-    complement one) is taken to be what made them irrelevant (0). Entities
-    of the grades in between teach nothing certain and are left out.
+    An exact item's entities that the query states match (1), its other
+    entities are neutral (0.5). The product type of an irrelevant or
+    complement item (ESCI's C: accessories) contradicts (0) unless an
+    exact item shares it or the query names its head word; so does an
+    irrelevant item's value of a type the query states (another color,
+    brand or size) that no exact item has and the query does not name.
+    Anything else teaches nothing certain and is left out.
     """
-    best: dict[tuple[str, str], int] = {}
+    by_query: dict[str, list[Label]] = defaultdict(list)
     for label in labels:
-        query = normalize(label.query)
-        for entity in entities_by_item.get(label.item_id, ()):
-            key = (query, entity.render())
-            best[key] = max(best.get(key, -1), label.grade)
-    return [
-        Example(query, (text,), 1.0 if grade == MAX_GRADE else 0.0, query)
-        for (query, text), grade in best.items()
-        if grade in (0, MAX_GRADE)
-    ]
+        by_query[normalize(label.query)].append(label)
+    out: list[Example] = []
+    for query, judged in by_query.items():
+        query_words = set(words(query))
+        exact = {e for lab in judged if lab.grade == MAX_GRADE for e in entities_by_item.get(lab.item_id, ())}
+        stated_types = {e.type for e in exact if is_stated(e, query_words)}
+        outcome: dict[Entity, float] = {e: MATCH if is_stated(e, query_words) else NEUTRAL for e in exact}
+        for lab in judged:
+            if lab.grade > 1:
+                continue
+            for entity in entities_by_item.get(lab.item_id, ()):
+                entity_words = words(entity.text)
+                if entity in outcome or not entity_words:
+                    continue
+                if entity.type == EntityType.PRODUCT_TYPE:
+                    # "chair mat" for "red office chair": its head (mat) is not what the query asks for.
+                    if entity_words[-1] not in query_words:
+                        outcome[entity] = CONTRADICT
+                elif lab.grade == 0 and entity.type in stated_types and not set(entity_words) & query_words:
+                    outcome[entity] = CONTRADICT
+        out.extend(Example(query, (e.render(),), target, query) for e, target in outcome.items())
+    return out

@@ -1,10 +1,11 @@
 """Fine-tuning a cross-encoder through the soft-logic aggregate.
 
 Every training case is an :class:`Example`: a query, the texts the model
-scores against it, and a target for their t-norm. With one text it is a
-plain pair (query-entity pretraining, or the query-item baseline); with an
-item's entities the loss is taken on the aggregated item score, so entity
-scores learn from item labels (EBRM).
+scores against it, and a target. Without an aggregator it is a plain pair
+(query-entity outcomes, or the query-item baseline); with an item's
+entities and an :class:`entrel.logic.Aggregator` the loss is taken on the
+aggregated item score (coverage and compatibility), so entity scores learn
+from item labels or a teacher's item scores (EBRM).
 
 Two losses:
 
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from entrel.logic import PAD, tnorm
+from entrel.logic import NEUTRAL, Aggregator
 from entrel.scoring import load_cross_encoder
 
 __all__ = ["Example", "FitReport", "fit", "trainable_cross_encoder"]
@@ -48,7 +49,7 @@ class Example:
     query: str
     # Rendered entities of one item, or a single text.
     texts: tuple[str, ...]
-    # Target of the aggregated score, in [0, 1].
+    # Target of the (aggregated) score, in [0, 1].
     target: float
     # Examples of one group (one query) share batches: margins compare them.
     group: str
@@ -105,8 +106,12 @@ def _batches(examples: Sequence[Example], batch_pairs: int, rng: random.Random) 
     return batches
 
 
-def _aggregate(model: Any, tokenizer: Any, batch: Sequence[Example], tnorm_name: str, max_length: int) -> torch.Tensor:
-    """The t-norm of each example's text scores, differentiable; each distinct pair is scored once."""
+def _aggregate(model: Any, tokenizer: Any, batch: Sequence[Example], aggregator: Aggregator | None, max_length: int) -> torch.Tensor:
+    """Each example's score, differentiable; each distinct pair is scored once.
+
+    Without an aggregator an example is one (query, text) pair and its score
+    is the pair's; with one, the item score of the example's entity scores.
+    """
     index: dict[tuple[str, str], int] = {}
     slots = [[index.setdefault((ex.query, text), len(index)) for text in ex.texts] for ex in batch]
     pairs = list(index)
@@ -115,11 +120,13 @@ def _aggregate(model: Any, tokenizer: Any, batch: Sequence[Example], tnorm_name:
     )
     device = next(model.parameters()).device
     probs = torch.sigmoid(model(**{k: v.to(device) for k, v in features.items()}).logits.view(-1).float())
+    if aggregator is None:
+        return probs[torch.tensor([s[0] for s in slots], device=device)]
     width = max(len(s) for s in slots)
-    # Padding points at an extra slot holding 1.0, the t-norm identity.
+    # Padding points at an extra slot holding the neutral score, which changes no item score.
     gather = torch.tensor([s + [len(pairs)] * (width - len(s)) for s in slots], device=device)
-    padded = torch.cat([probs, torch.full((1,), PAD, device=device)])
-    return tnorm(tnorm_name)(padded[gather])
+    padded = torch.cat([probs, torch.full((1,), NEUTRAL, device=device)])[gather]
+    return aggregator.combine(padded, torch.ones_like(padded))
 
 
 def _loss(scores: torch.Tensor, targets: torch.Tensor, groups: Sequence[str], kind: str) -> torch.Tensor:
@@ -142,14 +149,19 @@ def fit(
     epochs: int,
     learning_rate: float,
     batch_pairs: int,
-    tnorm_name: str = "product",
+    aggregator: Aggregator | None = None,
     loss: str = "bce",
     max_length: int = 64,
     seed: int = 13,
     progress: bool = True,
     description: str = "train",
 ) -> FitReport:
-    """Train `encoder` (a sentence-transformers CrossEncoder) in place."""
+    """Train `encoder` (a sentence-transformers CrossEncoder) in place.
+
+    Without `aggregator` every example must be a single (query, text) pair.
+    """
+    if aggregator is None and any(len(ex.texts) > 1 for ex in examples):
+        raise ValueError("examples with several texts need an aggregator")
     if loss not in ("bce", "margin_mse"):
         raise ValueError(f"unknown loss {loss!r}: bce or margin_mse")
     examples = [ex for ex in examples if ex.texts]
@@ -179,7 +191,7 @@ def fit(
     bar = tqdm(total=total_steps, desc=description, unit="batch", disable=not progress)
     for _ in range(epochs):
         for batch in _batches(examples, batch_pairs, rng):
-            scores = _aggregate(model, tokenizer, batch, tnorm_name, max_length)
+            scores = _aggregate(model, tokenizer, batch, aggregator, max_length)
             targets = torch.tensor([ex.target for ex in batch], dtype=torch.float32, device=scores.device)
             value = _loss(scores, targets, [ex.group for ex in batch], loss)
             optimizer.zero_grad(set_to_none=True)

@@ -103,15 +103,38 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class TypeWeights:
+    """Exponent of each entity type's compatibility terms (0 ignores the type); fitted per model."""
+
+    product_type: float = 1.0
+    brand: float = 1.0
+    color: float = 1.0
+    material: float = 1.0
+    size: float = 1.0
+    audience: float = 1.0
+    style: float = 1.0
+    phrase: float = 1.0
+
+
+@dataclass(frozen=True)
 class LogicSettings:
-    # product, min (Goedel) or lukasiewicz.
+    # How coverage and the compatibility terms combine: product, min (Goedel) or lukasiewicz.
     tnorm: str = "product"
-    # Score used when there is nothing to judge (unknown item, no entities,
-    # a pair not scored in time).
+    # Coverage over an item's entities: max (the best match) or noisy_or (several matches add up).
+    coverage: str = "max"
+    # Floor of the coverage term, so items that cover nothing still rank by compatibility.
+    coverage_floor: float = 0.1
+    # Exponent of the coverage term against the compatibility terms.
+    coverage_weight: float = 1.0
+    type_weights: TypeWeights = field(default_factory=TypeWeights)
+    # Score used for an item when there is nothing to judge (unknown item, no
+    # entities), and for a pair not scored in time (0.5 = neutral for a pair).
     prior: float = 0.5
-    # An item below this score "breaks the match"; the entity that lowers it
-    # most is flagged in the explanation.
+    # An item below this score "breaks the match"; the entity whose
+    # contradiction lowers it most is flagged in the explanation.
     match_threshold: float = 0.5
+    # Entity scores within 0.5 +- this band are explained as neutral.
+    neutral_band: float = 0.15
 
 
 @dataclass(frozen=True)
@@ -207,6 +230,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "model.quantize": ("none", "int8"),
     "model.dtype": ("auto", "float32", "float16", "bfloat16"),
     "logic.tnorm": ("product", "min", "lukasiewicz"),
+    "logic.coverage": ("max", "noisy_or"),
     "nightly.candidates": ("retrieval", "all"),
     "log_format": ("json", "text"),
 }
@@ -308,6 +332,10 @@ def _validate(s: Settings) -> None:
     checks = [
         (0.0 <= s.logic.prior <= 1.0, "logic.prior must be within [0, 1]"),
         (0.0 <= s.logic.match_threshold <= 1.0, "logic.match_threshold must be within [0, 1]"),
+        (0.0 <= s.logic.coverage_floor < 1.0, "logic.coverage_floor must be within [0, 1)"),
+        (s.logic.coverage_weight >= 0.0, "logic.coverage_weight must be >= 0"),
+        (min(vars(s.logic.type_weights).values()) >= 0.0, "logic.type_weights must be >= 0"),
+        (0.0 <= s.logic.neutral_band < 0.5, "logic.neutral_band must be within [0, 0.5)"),
         (0.0 < s.nightly.traffic_coverage <= 1.0, "nightly.traffic_coverage must be within (0, 1]"),
         (s.nightly.top_k_queries > 0, "nightly.top_k_queries must be positive"),
         (s.server.max_items > 0, "server.max_items must be positive"),

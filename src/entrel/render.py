@@ -15,14 +15,23 @@ _STATUS = {
 }
 
 
+_ROLE = {pb.ENTITY_ROLE_MATCHES: "matches", pb.ENTITY_ROLE_NEUTRAL: "neutral", pb.ENTITY_ROLE_CONTRADICTS: "contradicts"}
+
+
+def _entity_part(e: pb.EntityExplanation) -> str:
+    """E.g. "covers product type: capo 0.95", "brand: dunlop neutral", "breaks: product type: sprayer 0.02"."""
+    text = f"{e.type.replace('_', ' ')}: {e.text}"
+    if e.role == pb.ENTITY_ROLE_NEUTRAL:
+        return f"{text} neutral"
+    prefix = "covers " if e.covers else "breaks: " if e.breaks_match else ""
+    return f"{prefix}{text} {e.score:.2f}"
+
+
 def _entity_line(item: pb.ItemScore) -> str:
-    parts = []
-    for e in item.entities:
-        part = f"{e.type.replace('_', ' ')}: {e.text} {e.score:.2f} {_SOURCE.get(e.source, '?')}"
-        if e.breaks_match:
-            part += " ← breaks the match"
-        parts.append(part)
-    return " · ".join(parts)
+    """The covering entity first, then what breaks the match, then the rest; sources summarised."""
+    ordered = sorted(item.entities, key=lambda e: (not e.covers, not e.breaks_match))
+    sources = sorted({_SOURCE.get(e.source, "?") for e in item.entities})
+    return " · ".join(_entity_part(e) for e in ordered) + f"  [{'/'.join(sources)}]"
 
 
 def _metadata_line(meta: pb.ResponseMetadata) -> str:
@@ -41,26 +50,30 @@ def render_ranking(query: str, response: pb.ScoreItemsResponse, limit: int | Non
         status = "" if item.status == pb.ITEM_STATUS_OK else f"  [{_STATUS.get(item.status, '?')}: {item.message}]"
         lines.append(f"{rank:>3}. {item.score:.3f}  {item.item_id}  {item.title[:70]}{status}")
         if item.entities:
+            lines.append(f"       coverage {item.coverage:.2f} · compatibility {item.compatibility:.2f}")
+        if item.entities:
             lines.append(f"       {_entity_line(item)}")
     return "\n".join(lines)
 
 
 def render_explanation(query: str, response: pb.ScoreItemsResponse) -> str:
-    """One table per item: every entity with its score, source and lift."""
+    """One table per item: every entity with its score, role, type weight, source and lift."""
     blocks = [_metadata_line(response.metadata)]
     for item in response.items:
         blocks.append(
-            f'\n{item.item_id}  score {item.score:.3f}  [{_STATUS.get(item.status, "?")}]  "{item.title}"\n'
+            f'\n{item.item_id}  score {item.score:.3f} = T(coverage {item.coverage:.3f}, compatibility '
+            f'{item.compatibility:.3f})  [{_STATUS.get(item.status, "?")}]  "{item.title}"\n'
             f'query: "{query}"' + (f"\n{item.message}" if item.message else "")
         )
         if not item.entities:
             blocks.append("  (no entities)")
             continue
-        blocks.append(f"  {'type':<13} {'entity':<28} {'score':>6}  {'source':<7} {'lift':>6}")
+        blocks.append(f"  {'type':<13} {'entity':<28} {'score':>6}  {'role':<11} {'weight':>6}  {'source':<7} {'lift':>6}")
         for e in item.entities:
-            flag = "  ← breaks the match" if e.breaks_match else ""
+            flag = "  ← covers the query" if e.covers else "  ← breaks the match" if e.breaks_match else ""
             note = f"  ({e.note})" if e.note else ""
             blocks.append(
-                f"  {e.type:<13} {e.text[:28]:<28} {e.score:>6.3f}  {_SOURCE.get(e.source, '?'):<7} {e.lift:>+6.3f}{flag}{note}"
+                f"  {e.type:<13} {e.text[:28]:<28} {e.score:>6.3f}  {_ROLE.get(e.role, '?'):<11} {e.weight:>6.2f}  "
+                f"{_SOURCE.get(e.source, '?'):<7} {e.lift:>+6.3f}{flag}{note}"
             )
     return "\n".join(blocks)

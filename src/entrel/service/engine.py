@@ -28,7 +28,7 @@ from entrel.cache.misslog import MissLogWriter
 from entrel.catalog import CatalogItem, Entity
 from entrel.catalog.extractor import EntityExtractor, Vocabulary
 from entrel.config import Settings
-from entrel.logic import PAD, Aggregate, Aggregator
+from entrel.logic import NEUTRAL, Aggregate, Aggregator
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher
 from entrel.text import normalize
@@ -40,6 +40,7 @@ __all__ = [
     "ItemResult",
     "ItemStatus",
     "RelevanceEngine",
+    "Role",
     "ScoreResult",
     "SnapshotSource",
     "Source",
@@ -56,6 +57,14 @@ class Source(StrEnum):
     CACHED = "cached"
     LIVE = "live"
     PRIOR = "prior"
+
+
+class Role(StrEnum):
+    """What an entity is to the query, read off its score (see entrel.logic)."""
+
+    MATCHES = "matches"
+    NEUTRAL = "neutral"
+    CONTRADICTS = "contradicts"
 
 
 class ItemStatus(StrEnum):
@@ -99,6 +108,11 @@ class EntityScore:
     source: Source
     lift: float
     breaks_match: bool
+    role: Role
+    # The entity that covers the query best.
+    covers: bool
+    # Its type's weight in the compatibility half.
+    weight: float
     note: str = ""
 
 
@@ -110,6 +124,9 @@ class ItemResult:
     message: str = ""
     title: str = ""
     entities: list[EntityScore] | None = None
+    # The two halves of the score (see entrel.logic).
+    coverage: float = 0.0
+    compatibility: float = 1.0
 
 
 @dataclass
@@ -156,7 +173,9 @@ class RelevanceEngine:
         self._snapshot = snapshot
         self._batcher = batcher
         self._miss_log = miss_log
-        self.aggregator = Aggregator(settings.logic.tnorm, settings.logic.prior, settings.logic.match_threshold)
+        self.aggregator = Aggregator.from_settings(settings.logic)
+        # Type weight of every snapshot entity id, built once per snapshot.
+        self._entity_weights: dict[str, np.ndarray] = {}
         self._extractors: dict[str, EntityExtractor] = {}
         # spaCy pipelines are not safe to share between threads.
         self._extract_lock = threading.Lock()
@@ -201,7 +220,7 @@ class RelevanceEngine:
         looked_up = time.perf_counter()
         notes = self._fill_misses(normalized, snap, resolved, scores, sources, deadline, result)
         lived = time.perf_counter()
-        aggregate = self.aggregator(scores, resolved.counts, explain=explain)
+        aggregate = self.aggregator(scores, resolved.counts, self._type_weights(snap, resolved), explain=explain)
         result.items = self._results(snap, resolved, scores, sources, aggregate, notes, items, explain)
         done = time.perf_counter()
         result.timings_ms = {
@@ -232,6 +251,19 @@ class RelevanceEngine:
             extractor = EntityExtractor(self.settings.extraction, vocabulary)
             self._extractors = {key: extractor}  # keep only the current snapshot's
         return extractor
+
+    def _type_weights(self, snap: SnapshotReader | None, resolved: _Resolved) -> np.ndarray:
+        """The type weight of every slot of the padded entity matrix (1 in padding)."""
+        key = snap.snapshot_id if snap is not None else ""
+        base = self._entity_weights.get(key)
+        if base is None:
+            entities = snap.entities if snap is not None else []
+            base = np.array([self.aggregator.weights.of_type(e.type.value) for e in entities], dtype=np.float32)
+            self._entity_weights = {key: base}  # keep only the current snapshot's
+        local = [self.aggregator.weights.of_type(e.type.value) for e in resolved.local_entities]
+        # Padding (-1) indexes the trailing 1.0.
+        table = np.concatenate([base, np.array(local, dtype=np.float32), np.ones(1, dtype=np.float32)])
+        return table[resolved.ids]
 
     def _resolve(self, snap: SnapshotReader | None, items: Sequence[ItemRequest], explain: bool) -> _Resolved:
         n = len(items)
@@ -275,9 +307,9 @@ class RelevanceEngine:
 
     @staticmethod
     def _lookup(row: tuple[np.ndarray, np.ndarray] | None, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-        """Scores (PAD where padded, NaN where missed) and source codes of every slot."""
+        """Scores (NEUTRAL where padded, NaN where missed) and source codes of every slot."""
         valid = ids >= 0
-        scores = np.full(ids.shape, PAD, dtype=np.float32)
+        scores = np.full(ids.shape, NEUTRAL, dtype=np.float32)
         sources = np.zeros(ids.shape, dtype=np.int8)
         wanted = ids[valid]
         found = np.full(wanted.shape, np.nan, dtype=np.float32)
@@ -362,11 +394,14 @@ class RelevanceEngine:
     ) -> list[ItemResult]:
         codes = self._statuses(resolved, sources, aggregate).tolist()
         item_scores = aggregate.scores.tolist()
+        coverage, compatibility = aggregate.coverage.tolist(), aggregate.compatibility.tolist()
         unknown_message = "item id not in the serving snapshot" if snap is not None else "no snapshot is being served"
         if explain:  # plain lists: indexing numpy scalars one by one is slow
             ids, counts = resolved.ids.tolist(), resolved.counts.tolist()
             score_rows, source_rows = scores.tolist(), sources.tolist()
-            lift_rows, breakers = aggregate.lift.tolist(), aggregate.breaker.tolist()
+            lift_rows, breakers, covers = aggregate.lift.tolist(), aggregate.breaker.tolist(), aggregate.cover.tolist()
+            weight_rows = self._type_weights(snap, resolved).tolist()
+            band = self.settings.logic.neutral_band
         out = []
         for i, request in enumerate(items):
             status, message = _STATUSES[codes[i]]
@@ -379,6 +414,9 @@ class RelevanceEngine:
                         source=_SOURCE_OF_CODE[source_rows[i][j]],
                         lift=lift_rows[i][j],
                         breaks_match=breakers[i] == j,
+                        role=_role(score_rows[i][j], band),
+                        covers=covers[i] == j,
+                        weight=weight_rows[i][j],
                         note=notes.get(ids[i][j], ""),
                     )
                     for j in range(counts[i])
@@ -391,6 +429,16 @@ class RelevanceEngine:
                     unknown_message if codes[i] == _UNKNOWN else message,
                     resolved.titles[i],
                     entities,
+                    coverage[i],
+                    compatibility[i],
                 )
             )
         return out
+
+
+def _role(score: float, band: float) -> Role:
+    if score > NEUTRAL + band:
+        return Role.MATCHES
+    if score < NEUTRAL - band:
+        return Role.CONTRADICTS
+    return Role.NEUTRAL

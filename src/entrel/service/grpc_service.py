@@ -10,7 +10,7 @@ import grpc
 from entrel.catalog import CatalogItem
 from entrel.service import metrics
 from entrel.service.batcher import Overloaded
-from entrel.service.engine import InvalidRequest, ItemRequest, ItemStatus, RelevanceEngine, ScoreResult, Source
+from entrel.service.engine import InvalidRequest, ItemRequest, ItemStatus, RelevanceEngine, Role, ScoreResult, Source
 from entrel.v1 import relevance_pb2 as pb
 from entrel.v1 import relevance_pb2_grpc as pb_grpc
 
@@ -29,6 +29,11 @@ _ITEM_STATUS = {
     ItemStatus.UNKNOWN_ITEM: pb.ITEM_STATUS_UNKNOWN_ITEM,
     ItemStatus.NO_ENTITIES: pb.ITEM_STATUS_NO_ENTITIES,
     ItemStatus.DEGRADED: pb.ITEM_STATUS_DEGRADED,
+}
+_ROLE = {
+    Role.MATCHES: pb.ENTITY_ROLE_MATCHES,
+    Role.NEUTRAL: pb.ENTITY_ROLE_NEUTRAL,
+    Role.CONTRADICTS: pb.ENTITY_ROLE_CONTRADICTS,
 }
 _SOURCE = {Source.CACHED: pb.SCORE_SOURCE_CACHED, Source.LIVE: pb.SCORE_SOURCE_LIVE, Source.PRIOR: pb.SCORE_SOURCE_PRIOR}
 
@@ -66,7 +71,13 @@ def to_response(result: ScoreResult) -> pb.ScoreItemsResponse:
     response = pb.ScoreItemsResponse()
     for item in result.items:
         out = response.items.add(
-            item_id=item.item_id, score=item.score, status=_ITEM_STATUS[item.status], message=item.message, title=item.title
+            item_id=item.item_id,
+            score=item.score,
+            status=_ITEM_STATUS[item.status],
+            message=item.message,
+            title=item.title,
+            coverage=item.coverage,
+            compatibility=item.compatibility,
         )
         for e in item.entities or ():
             out.entities.add(
@@ -77,6 +88,9 @@ def to_response(result: ScoreResult) -> pb.ScoreItemsResponse:
                 lift=e.lift,
                 breaks_match=e.breaks_match,
                 note=e.note,
+                role=_ROLE[e.role],
+                covers=e.covers,
+                weight=e.weight,
             )
     t = result.timings_ms
     response.metadata.CopyFrom(

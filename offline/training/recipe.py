@@ -1,0 +1,112 @@
+"""The entity model's training recipe, for any catalog: the demo (`entrel train`) and ESCI (`entrel eval`).
+
+The model scores a (query, entity) pair on one scale: 1 the query asks for
+the entity, 0.5 neutral, 0 it contradicts the query (see
+:mod:`entrel.logic`). Stages, each optional after the first:
+
+1. **pretraining** on pairs generated from the catalog's own entities
+   (:func:`offline.training.examples.synthetic_entity_examples`): label-free,
+   so it works on any catalog;
+2. **label pairs**: (query, entity) outcomes of real queries read off their
+   graded item labels (:func:`offline.training.examples.label_entity_examples`);
+3. **distillation through the soft logic**: (query, item) examples whose
+   targets are a teacher's item scores; the loss is the margin MSE of the
+   aggregated item scores of two items of one query (Walmart, arXiv
+   2505.07105, applied to EBRM).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from entrel.catalog import Entity
+from entrel.config import Settings
+from entrel.logic import Aggregator
+from offline.training.examples import Label, label_entity_examples, synthetic_entity_examples
+from offline.training.trainer import Example, FitReport, fit, trainable_cross_encoder
+
+__all__ = ["Stages", "pretrain", "train_entity_model"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stages:
+    """What stages 2 and 3 did: each one's report (None when skipped)."""
+
+    label_pairs: FitReport | None = None
+    distillation: FitReport | None = None
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in (self.label_pairs, self.distillation) if s is not None)
+
+
+def _common(settings: Settings, seed: int, progress: bool) -> dict[str, Any]:
+    return {
+        "max_length": settings.model.max_length,
+        "seed": seed,
+        "progress": progress,
+        "learning_rate": settings.train.learning_rate,
+    }
+
+
+def pretrain(
+    settings: Settings, entities_per_item: Sequence[Sequence[Entity]], seed: int, progress: bool = True
+) -> tuple[Any, FitReport]:
+    """Stage 1 from the configured backbone: a fresh model trained on generated (query, entity) outcomes."""
+    cfg = settings.train
+    encoder = trainable_cross_encoder(cfg.base_model, settings.model.max_length, seed)
+    examples = synthetic_entity_examples(entities_per_item, cfg.synthetic_queries, seed=seed)
+    report = fit(
+        encoder,
+        examples,
+        epochs=cfg.pretrain_epochs,
+        batch_pairs=cfg.pretrain_batch_pairs,
+        description="pretrain (query, entity) outcomes",
+        **_common(settings, seed, progress),
+    )
+    return encoder, report
+
+
+def train_entity_model(
+    settings: Settings,
+    encoder: Any,
+    seed: int,
+    *,
+    labels: Sequence[Label] = (),
+    entities_by_item: Mapping[str, Sequence[Entity]] | None = None,
+    distillation: Sequence[Example] = (),
+    progress: bool = True,
+) -> Stages:
+    """Stages 2 and 3 on `encoder` (pretrained), in place: label pairs, then distillation.
+
+    `labels` need `entities_by_item`; `distillation` examples carry an
+    item's rendered entities and the teacher's score of the item.
+    """
+    cfg = settings.train
+    label_report = distill_report = None
+    if labels:
+        label_report = fit(
+            encoder,
+            label_entity_examples(labels, entities_by_item or {}),
+            epochs=1,
+            batch_pairs=cfg.pretrain_batch_pairs,
+            description="label pairs (query, entity) outcomes",
+            **_common(settings, seed, progress),
+        )
+    if distillation:
+        distill_report = fit(
+            encoder,
+            distillation,
+            epochs=1,
+            batch_pairs=cfg.batch_pairs,
+            aggregator=Aggregator.from_settings(settings.logic),
+            loss="margin_mse",
+            description="distillation through the soft logic",
+            **_common(settings, seed, progress),
+        )
+    return Stages(label_report, distill_report)
