@@ -112,7 +112,7 @@ def test_quick_eval_end_to_end_writes_the_schema(tmp_path, capsys):
 @needs_esci
 @pytest.mark.slow
 def test_quick_entrel_row_is_served_through_a_nightly_snapshot_and_grpc(tmp_path):
-    """The `entrel` row: trained entity model -> nightly LMDB snapshot -> `entrel serve` -> soft logic."""
+    """The `entrel` row: trained entity model -> nightly LMDB snapshot -> `entrel serve` -> coverage and compatibility."""
     out = tmp_path / "results.json"
     args = ["eval", "--quick", "--methods", "random,entrel", "--data", str(ESCI_DIR), "--out", str(out)]
     assert main([f"--set=data_dir={tmp_path / 'var'}", *args, "--no-progress"]) == 0
@@ -121,7 +121,7 @@ def test_quick_entrel_row_is_served_through_a_nightly_snapshot_and_grpc(tmp_path
     assert served["cache_hits"] > 0 and served["snapshot_pairs"] > 0
     assert served["prior_pairs"] == 0, "every pair must be scored, from the cache or live"
     assert served["ndcg@10"] > rows["random"]["ndcg@10"]
-    ablations = {"entrel/tnorm=min", "entrel/tnorm=lukasiewicz", "entrel/without_product_type", "entrel/without_color"}
+    ablations = {"entrel/coverage=noisy_or", "entrel/compatibility_only", "entrel/without_product_type", "entrel/without_color"}
     assert ablations <= rows.keys()
     assert rows["entrel/without_product_type"]["ndcg@10"] != served["ndcg@10"]
 

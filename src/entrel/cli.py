@@ -87,7 +87,9 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
         ctx = evaluate.context(settings, args.data, quick=False, retrain=args.retrain, progress=not args.no_progress)
         directory, info, reused = esci_model(ctx)
-        print(f"model {directory} fingerprint {info['fingerprint']} {'reused' if reused else 'trained'} (recipe {info['stages']['recipe']})")
+        overrides = " ".join(f"--set {k}={v}" for k, v in info["serve_overrides"].items())
+        print(f"model {directory} fingerprint {info['fingerprint']} {'reused' if reused else 'trained'} "
+              f"(recipe {info['recipe']['chosen']}); serve it with: {overrides}")
         return 0
     from offline import train
 
@@ -178,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     p = add("train", cmd_train, "fine-tune the query-entity cross-encoder on the catalog and graded labels")
     p.add_argument("--output", help="model directory to write (default: model.name_or_path)")
     p.add_argument(
-        "--esci", action="store_true", help="train the ESCI entity model instead (recipe chosen on validation) into var/models/entrel-esci"
+        "--esci", action="store_true", help="train the ESCI entity model instead (recipe and weights chosen by k-fold CV) into var/models/entrel-esci"
     )
     p.add_argument("--data", help="with --esci: the ESCI folder (default: $ENTREL_ESCI_DIR, else ../shared/data/esci-us)")
     p.add_argument("--retrain", action="store_true", help="with --esci: retrain even when a matching model is saved")
