@@ -10,7 +10,7 @@ every judged item scored over gRPC.
 from __future__ import annotations
 
 from entrel.errors import EntrelError
-from entrel.scoring import MODEL_INFO_FILE
+from entrel.scoring import MODEL_INFO_FILE, model_fingerprint
 from offline.evaluate import EvalContext, MethodResult, cross_domain_method
 from offline.methods import entity_model
 
@@ -28,4 +28,10 @@ def entrel_cross_domain(ctx: EvalContext) -> MethodResult:
         )
     # TODO: the lead renames entity_model._served to entity_model.served; call that then.
     served, serving_report = entity_model._served(ctx, model_dir, ctx.test_labels)
-    return MethodResult.of(served.item_scores, model=str(model_dir), trained_on="esci-us", **serving_report)
+    return MethodResult.of(
+        served.item_scores,
+        model=str(model_dir),
+        fingerprint=model_fingerprint(str(model_dir)),
+        trained_on="esci-us",
+        **serving_report,
+    )
