@@ -80,6 +80,19 @@ def test_a_catalog_is_mapped_by_its_description_alone(tmp_path):
     assert data.split.describe()["rule"] == datasets.ALL_TEST_RULE
 
 
+def test_eval_reads_a_dataset_from_a_description_file(tmp_path, capsys):
+    spec_file = _tiny(tmp_path, PRODUCTS, "q,product,stars\nusb c cable,1,3\nusb c cable,2,0\ntoner,3,3\ntoner,1,0\n")
+    out = tmp_path / "r.json"
+    args = [f"--set=data_dir={tmp_path / 'var'}", "eval", "--data-spec", str(spec_file), "--methods", "random,bm25"]
+    assert main([*args, "--out", str(out), "--compare", "bm25:random", "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    assert report["dataset"] == "tiny" and report["split"]["test_queries"] == ["toner", "usb c cable"]
+    assert report["methods"]["bm25"]["per_query_ndcg@10"] == {"toner": 1.0, "usb c cable": 1.0}
+    assert "bm25 vs random: +" in capsys.readouterr().out
+    assert main([*args, "--out", str(out), "--compare", "bm25:entrel"]) == 2
+    assert "--compare names rows this run does not make: entrel" in capsys.readouterr().err
+
+
 def test_bad_descriptions_and_files_are_one_line_errors(tmp_path, capsys):
     spec_file = _tiny(tmp_path, PRODUCTS, "q,product,stars\ncable,9,3\n")
     with pytest.raises(DatasetError, match=r"1 judged products of tiny are not in its product files, e\.g\. \['9'\]"):
