@@ -10,6 +10,7 @@ import pytest
 
 from entrel.cli import main
 from entrel.config import PROJECT_ROOT, Settings
+from entrel.errors import EntrelError
 from offline import datasets, evaluate
 from offline.datasets import DatasetError
 
@@ -91,6 +92,19 @@ def test_eval_reads_a_dataset_from_a_description_file(tmp_path, capsys):
     assert "bm25 vs random: +" in capsys.readouterr().out
     assert main([*args, "--out", str(out), "--compare", "bm25:entrel"]) == 2
     assert "--compare names rows this run does not make: entrel" in capsys.readouterr().err
+
+
+def test_the_cross_domain_row_serves_every_saved_esci_seed(tmp_path):
+    from offline.methods.cross_domain import esci_models
+
+    with pytest.raises(EntrelError, match="run `entrel eval --methods entrel` on ESCI first"):
+        esci_models(tmp_path, quick=False)
+    for name in ("entrel-esci", "entrel-esci-seed-43", "entrel-esci-seed-44", "entrel-esci-seed-45-partial", "entrel-esci-quick"):
+        (tmp_path / name).mkdir()
+        if not name.endswith("partial"):
+            (tmp_path / name / "entrel_model.json").write_text("{}")
+    assert [d.name for d in esci_models(tmp_path, quick=False)] == ["entrel-esci", "entrel-esci-seed-43", "entrel-esci-seed-44"]
+    assert [d.name for d in esci_models(tmp_path, quick=True)] == ["entrel-esci-quick"]
 
 
 def test_bad_descriptions_and_files_are_one_line_errors(tmp_path, capsys):
