@@ -501,6 +501,7 @@ def run(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(_table(results))
-    print("\n".join(f"{pair}: {interval}" for pair, interval in intervals.items()))
+    for pair, interval in intervals.items():
+        print(f"{pair}: {interval}")
     print(f"{ctx.dataset}: {len(split.test)} held-out queries{' (quick run)' if quick else ''}; written to {out}")
     return report
