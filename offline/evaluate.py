@@ -467,6 +467,8 @@ def run(
     """Evaluate the chosen methods (default: all; quick: those fit for CI), print a table and the
     paired comparisons (default: :func:`default_comparisons`), write JSON."""
     chosen = _select(method_names, quick, datasets.is_cross_domain(dataset, data_spec))
+    if compare:
+        _check_compare(compare, chosen)
     ctx = context(
         settings,
         data_dir,
@@ -477,8 +479,6 @@ def run(
         dataset=dataset,
         data_spec=data_spec,
     )
-    if compare:
-        _check_compare(compare, chosen)
     split = ctx.split
     results = {name: row for m in chosen for name, row in _evaluate(ctx, m).items()}
     pairs = list(compare) if compare else default_comparisons([m.name for m in chosen])

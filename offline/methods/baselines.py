@@ -49,7 +49,7 @@ def random_order(ctx: EvalContext) -> MethodResult:
     runs = tuple(
         dict(zip(pairs, np.random.default_rng(seed).random(len(pairs)).tolist(), strict=True)) for seed in range(_RANDOM_RUNS)
     )
-    return MethodResult(runs, {"runs": _RANDOM_RUNS})
+    return MethodResult(runs)
 
 
 def bm25_index(ctx: EvalContext, name: str) -> tuple[Bm25Index, list[str], dict[str, int]]:
