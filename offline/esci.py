@@ -126,6 +126,8 @@ class Split:
     train: tuple[str, ...]
     validation: tuple[str, ...]
     test: tuple[str, ...]
+    # How the queries were assigned, for reports.
+    rule: str = SPLIT_RULE
 
     @property
     def fit(self) -> tuple[str, ...]:
@@ -136,11 +138,11 @@ class Split:
     def thinned(self, fit_every: int, validation_every: int, test_every: int) -> Split:
         """A smaller split for quick runs: every n-th query of each part, still disjoint."""
         validation = self.validation[::validation_every]
-        return Split(tuple(sorted(self.fit[::fit_every] + validation)), validation, self.test[::test_every])
+        return Split(tuple(sorted(self.fit[::fit_every] + validation)), validation, self.test[::test_every], self.rule)
 
     def describe(self) -> dict[str, object]:
         return {
-            "rule": SPLIT_RULE,
+            "rule": self.rule,
             "queries": {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)},
             "test_queries": list(self.test),
         }

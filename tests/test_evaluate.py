@@ -61,7 +61,7 @@ def _labels(grades: list[int], query: str = "q") -> list[Label]:
 def test_metrics_on_hand_made_rankings():
     labels = _labels([3, 0, 2, 1])
     perfect = {("q", "i0"): 4.0, ("q", "i2"): 3.0, ("q", "i3"): 2.0, ("q", "i1"): 1.0}
-    assert quality(labels, perfect) == {"ndcg@10": 1.0, "ndcg@10_esci": 1.0, "auc_e_vs_i": 1.0}
+    assert quality(labels, perfect) == dict.fromkeys(("ndcg@10", "ndcg@10_esci", "auc_e_vs_i", "auc_e_vs_c", "auc_e_vs_s"), 1.0)
     worst = {pair: -score for pair, score in perfect.items()}
     m = quality(labels, worst)
     assert m["auc_e_vs_i"] == 0.0
@@ -93,7 +93,9 @@ def test_quick_eval_end_to_end_writes_the_schema(tmp_path, capsys):
     args = ["eval", "--quick", "--methods", "random,bm25,biencoder_minilm", "--data", str(ESCI_DIR), "--out", str(out)]
     assert main([*args, "--no-progress"]) == 0
     report = json.loads(out.read_text())
-    assert set(report) == {"methods", "split"}
+    assert set(report) == {"dataset", "methods", "comparisons", "split"}
+    assert report["dataset"] == "esci-us"
+    assert list(report["comparisons"]["pairs"]) == ["random vs bm25", "biencoder_minilm vs bm25", "random vs biencoder_minilm"]
     assert list(report["methods"]) == ["random", "bm25", "biencoder_minilm"]
     for scores in report["methods"].values():
         assert all(0.0 <= scores[m] <= 1.0 for m in METRICS)
@@ -106,7 +108,7 @@ def test_quick_eval_end_to_end_writes_the_schema(tmp_path, capsys):
         assert scores["item_text"] in scores["validation_ndcg_at_10"]
     assert report["methods"]["biencoder_minilm"]["ndcg@10"] > report["methods"]["random"]["ndcg@10"]
     table = capsys.readouterr().out
-    assert "ndcg@10_esci" in table and "biencoder_minilm" in table
+    assert "ndcg@10_esci" in table and "biencoder_minilm" in table and "biencoder_minilm vs bm25: " in table
 
 
 @needs_esci
@@ -136,7 +138,7 @@ def test_a_method_from_another_module_is_evaluated(tmp_path, oracle):
 
 def test_unknown_method_and_missing_data_are_one_line_errors(tmp_path, capsys):
     assert main(["eval", "--methods", "nope", "--data", str(tmp_path), "--out", str(tmp_path / "r.json")]) == 2
-    assert "unknown evaluation method(s) nope" in capsys.readouterr().err
+    assert "unknown evaluation method(s) for this dataset: nope" in capsys.readouterr().err
     assert main(["eval", "--methods", "random", "--data", str(tmp_path / "absent"), "--out", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
     assert "ESCI data folder not found" in err and "Traceback" not in err

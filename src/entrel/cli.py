@@ -116,6 +116,9 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
         retrain=args.retrain,
         progress=not args.no_progress,
         config_args=_config_args(args),
+        dataset=args.dataset,
+        data_spec=args.data_spec,
+        compare=evaluate.parse_compare(args.compare) if args.compare else None,
     )
     return 0
 
@@ -185,11 +188,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="with --esci: the ESCI folder (default: $ENTREL_ESCI_DIR, else ../shared/data/esci-us)")
     p.add_argument("--retrain", action="store_true", help="with --esci: retrain even when a matching model is saved")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p = add("eval", cmd_eval, "evaluate the ranking methods on held-out ESCI queries; print a table, write JSON")
-    p.add_argument("--data", help="ESCI folder (default: $ENTREL_ESCI_DIR, else ../shared/data/esci-us)")
+    p = add("eval", cmd_eval, "evaluate the ranking methods on held-out queries (ESCI, or --dataset); print tables, write JSON")
+    p.add_argument(
+        "--dataset",
+        default="esci-us",
+        help="esci-us (default), or a catalog described in offline/dataset_specs/ (chorus-icecat: cross-domain)",
+    )
+    p.add_argument("--data-spec", help="a dataset description TOML file instead of --dataset")
+    p.add_argument(
+        "--data",
+        help="the dataset's folder (ESCI default: $ENTREL_ESCI_DIR, else ../shared/data/esci-us; others: their description's)",
+    )
     p.add_argument("--out", default="results.json", help="JSON results file (default: results.json)")
     p.add_argument("--quick", action="store_true", help="a few minutes on CPU: fewer queries and epochs, no slow models")
     p.add_argument("--methods", help="comma-separated methods to run (default: all; with --quick, the quick ones)")
+    p.add_argument(
+        "--compare",
+        help="paired bootstrap comparisons A:B,... of nDCG@10 (default: every method vs bm25, biencoder_minilm, distillation)",
+    )
     p.add_argument("--retrain", action="store_true", help="retrain models a method would reuse from var/models")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add("demo", cmd_demo, "train if needed, run the nightly job, serve, query with explanations, stop")

@@ -1,0 +1,47 @@
+"""The `entrel` row on a dataset nothing was trained on (cross-domain, e.g. ``--dataset chorus-icecat``).
+
+Nothing is trained or chosen here: the entity models the ESCI run saved
+(``<data_dir>/models/entrel-esci``, and ``entrel-esci-seed-N`` for its other
+seeds; ``entrel-esci-quick`` for a quick run) score the dataset's judged
+products through the product's own path, as ESCI's `entrel` row does: the
+catalog written as an entrel catalog, the nightly LMDB snapshot, ``entrel
+serve`` with the aggregation settings in the model's card, every judged
+item scored over gRPC. One run per seed, so the row reports mean ± sd over
+seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from entrel.errors import EntrelError
+from entrel.scoring import MODEL_INFO_FILE, model_fingerprint
+from offline.evaluate import EvalContext, MethodResult, cross_domain_method
+from offline.methods import entity_model
+
+__all__ = ["entrel_cross_domain", "esci_models"]
+
+
+def esci_models(models_dir: Path, quick: bool) -> list[Path]:
+    """The saved ESCI entity models, first seed first; an error says how to get them when there is none."""
+    # Named as offline.methods.entity_model saves them.
+    first = models_dir / (f"{entity_model.ESCI_MODEL_DIR}-quick" if quick else entity_model.ESCI_MODEL_DIR)
+    if not (first / MODEL_INFO_FILE).is_file():
+        how = "entrel eval --quick --methods entrel" if quick else "entrel eval --methods entrel"
+        raise EntrelError(
+            f"no ESCI entity model at {first}: run `{how}` on ESCI first (with the same data_dir); "
+            f"the cross-domain row only scores with it"
+        )
+    seeds = [] if quick else sorted(models_dir.glob(f"{entity_model.ESCI_MODEL_DIR}-seed-*"))
+    return [first, *(d for d in seeds if (d / MODEL_INFO_FILE).is_file())]
+
+
+@cross_domain_method("entrel")
+def entrel_cross_domain(ctx: EvalContext) -> MethodResult:
+    """The ESCI-trained entity models, served, on every judged pair of the dataset."""
+    runs, reports = [], []
+    for model_dir in esci_models(ctx.models_dir, ctx.quick):
+        explained, serving_report = entity_model.served(ctx, model_dir, ctx.test_labels)
+        runs.append(explained.item_scores)
+        reports.append({"model": str(model_dir), "fingerprint": model_fingerprint(str(model_dir)), **serving_report})
+    return MethodResult(tuple(runs), {"trained_on": "esci-us", "served": reports})
