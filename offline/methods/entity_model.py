@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from entrel.service.process import serving
 from entrel.text import normalize
 from offline import esci, nightly
 from offline.evaluate import EvalContext, MethodResult, Scores, method, quality
+from offline.selection import kfold
 from offline.training.aggregation import EntityRows, fit_logic, item_scores, logic_overrides
 from offline.training.examples import Label
 from offline.training.model_dir import record_metrics, reusable_info, save_model
@@ -156,14 +156,6 @@ def _scorer(ctx: EvalContext, encoder_or_dir: Any) -> CrossEncoderScorer:
     return CrossEncoderScorer(ctx.settings.replace(**{"model.name_or_path": str(encoder_or_dir)}).model)
 
 
-def folds(queries: Sequence[str], k: int, seed: int) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
-    """`k` (fit, held-out) partitions of `queries` by query: a seeded shuffle dealt round-robin."""
-    order = sorted(queries)
-    random.Random(seed).shuffle(order)
-    held = [tuple(sorted(order[i::k])) for i in range(k)]
-    return [(tuple(q for q in sorted(queries) if q not in set(h)), h) for h in held]
-
-
 def _nested_value(ctx: EvalContext, rows: EntityRows, labels: Sequence[Label], parts: Sequence[Sequence[str]]) -> list[float]:
     """Per fold: nDCG@10 of the held fold with the weights fitted on the other folds' out-of-fold scores."""
     values = []
@@ -187,7 +179,7 @@ def _selection(ctx: EvalContext) -> dict[str, Any]:
     started = time.perf_counter()
     seed = _seed(ctx, 0)
     train_labels = ctx.labels_of(ctx.split.train)
-    parts = folds(ctx.split.train, _FOLDS, seed)
+    parts = kfold(ctx.split.train, _FOLDS, seed)
     candidates: dict[str, dict[str, Any]] = {}
     oof: dict[str, EntityRows] = {}
     for candidate in CANDIDATES:
