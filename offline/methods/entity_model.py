@@ -13,7 +13,8 @@ compatibility (:mod:`entrel.logic`). Its recipe is
   held-out nDCG@10. The winner's weights are then fitted on all out-of-fold
   scores. Results are cached in ``<models>/entrel-esci-selection.json``.
 * **Final models**: the chosen recipe trained on all training queries,
-  once per seed (pretraining included), each saved as
+  once per seed (the label-free pretraining is shared; the seeds vary the
+  label stage), each saved as
   ``<models>/entrel-esci[-seed-N]`` with its card and the ``--set`` overrides
   that serve its weights.
 * **The row** goes through the product's own path for every seed: the
@@ -98,8 +99,13 @@ def _seed(ctx: EvalContext, run: int) -> int:
     return ctx.settings.train.seed + run
 
 
-def _pretrained(ctx: EvalContext, seed: int) -> tuple[Path, float]:
-    """Stage 1 (label-free) for `seed`, saved and reused: its directory and training seconds."""
+def _pretrained(ctx: EvalContext) -> tuple[Path, float]:
+    """Stage 1 (label-free, shared by every candidate, fold and seed), saved and reused: directory, seconds.
+
+    One pretraining for all seeds keeps the evaluation within a CPU budget;
+    the seeds vary the label stage (its shuffling and dropout).
+    """
+    seed = _seed(ctx, 0)
     directory = ctx.models_dir / _PRETRAINED_DIR / f"{'quick-' if ctx.quick else ''}seed-{seed}"
     config = {**_pretraining_config(ctx), "seed": seed}
     info = reusable_info(directory, config, ctx.retrain)
@@ -123,7 +129,7 @@ def _pretrained(ctx: EvalContext, seed: int) -> tuple[Path, float]:
 
 def _train(ctx: EvalContext, candidate: Candidate, labels: Sequence[Label], seed: int) -> tuple[Any, float]:
     """A model of `candidate`'s recipe for `seed` trained on `labels`; the seconds its stages took."""
-    start, seconds = _pretrained(ctx, seed)
+    start, seconds = _pretrained(ctx)
     encoder = trainable_cross_encoder(str(start), ctx.settings.model.max_length, seed)
     if candidate.label_pairs:
         stages = train_entity_model(
@@ -189,7 +195,7 @@ def _selection(ctx: EvalContext) -> dict[str, Any]:
                 encoder, _ = _train(ctx, candidate, ctx.labels_of(fit_queries), seed)
                 rows |= _entity_rows(ctx, _scorer(ctx, encoder), ctx.labels_of(held))
         else:  # label-free: its scores on every training query are out-of-sample already
-            rows = dict(_entity_rows(ctx, _scorer(ctx, _pretrained(ctx, seed)[0]), train_labels))
+            rows = dict(_entity_rows(ctx, _scorer(ctx, _pretrained(ctx)[0]), train_labels))
         oof[candidate.name] = rows
         nested = _nested_value(ctx, rows, train_labels, [held for _, held in parts])
         unfitted = [
@@ -373,11 +379,10 @@ def entrel_entity_model(ctx: EvalContext) -> MethodResult:
     logic = ctx.settings.replace(**overrides).logic
     variants = _variants(ctx, first, logic)
     selection = reports[0]["recipe"]["selection"] if not ctx.quick else {}
-    if not ctx.quick:
-        for candidate in CANDIDATES:  # each candidate trained on all training queries, first seed, served weights
-            encoder, _ = _train(ctx, candidate, ctx.labels_of(ctx.split.train), _seed(ctx, 0))
-            rows = _entity_rows(ctx, _scorer(ctx, encoder), ctx.test_labels)
-            variants[f"candidate={candidate.name}"] = item_scores(rows, logic)
+    if not ctx.quick and reports[0]["recipe"]["chosen"] != CANDIDATES[0].name:
+        # The label-free stage alone, with the served weights (scored directly: no snapshot).
+        rows = _entity_rows(ctx, _scorer(ctx, _pretrained(ctx)[0]), ctx.test_labels)
+        variants[f"candidate={CANDIDATES[0].name}"] = item_scores(rows, logic)
     return MethodResult(
         tuple(runs),
         {
