@@ -28,6 +28,7 @@ from entrel.cache.misslog import MissLogWriter
 from entrel.catalog import CatalogItem, Entity
 from entrel.catalog.extractor import EntityExtractor, Vocabulary
 from entrel.config import Settings
+from entrel.errors import EntrelError
 from entrel.logic import NEUTRAL, Aggregate, Aggregator
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher
@@ -49,7 +50,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(EntrelError, ValueError):
     """The request itself is wrong (empty or over-long query, too many items)."""
 
 
