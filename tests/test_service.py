@@ -240,9 +240,14 @@ def test_snapshot_of_another_model_is_refused(private_server):
 
     server, store = private_server
     old_id = store.current_id()
+    refused_before = REGISTRY.get_sample_value("entrel_snapshot_refused_total")
     foreign = _republish(store, scale=1.0, fingerprint="some-other-model")
     store.promote(foreign)
-    time.sleep(0.5)
+    # The watcher must have looked at the foreign snapshot and refused it, not merely not got to it yet.
+    deadline = time.monotonic() + 10
+    while REGISTRY.get_sample_value("entrel_snapshot_refused_total") == refused_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert REGISTRY.get_sample_value("entrel_snapshot_refused_total") == refused_before + 1
     with RelevanceClient(f"127.0.0.1:{server.port}") as client:
         assert client.score(QUERY, office_chairs(server)[:3]).metadata.snapshot_id == old_id
 
