@@ -317,7 +317,7 @@ def choose_on_validation(
     validation queries (cross-domain) gets the fixed `default` and no values.
     """
     if not ctx.split.validation:
-        if default not in candidates:
+        if default is None or default not in candidates:
             raise EntrelError(f"{ctx.dataset} has no validation queries to choose on, and no default among {list(candidates)}")
         return default, {}
     values = {name: validation_ndcg(ctx, score) for name, score in candidates.items()}

@@ -77,7 +77,7 @@ def _zscores(scores: Scores) -> dict[tuple[str, str], float]:
     by_query: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for pair in scores:
         by_query[pair[0]].append(pair)
-    out = {}
+    out: dict[tuple[str, str], float] = {}
     for pairs in by_query.values():
         values = np.array([scores[p] for p in pairs], dtype=np.float64)
         spread = values.std() or 1.0

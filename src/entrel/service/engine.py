@@ -400,7 +400,7 @@ class RelevanceEngine:
         coverage, compatibility = aggregate.coverage.tolist(), aggregate.compatibility.tolist()
         unknown_message = "item id not in the serving snapshot" if snap is not None else "no snapshot is being served"
         if explain:  # plain lists: indexing numpy scalars one by one is slow
-            assert aggregate.lift is not None and aggregate.breaker is not None, "the aggregator explains when asked"
+            assert aggregate.lift is not None and aggregate.breaker is not None and aggregate.cover is not None, "explained as asked"
             ids, counts = resolved.ids.tolist(), resolved.counts.tolist()
             score_rows, source_rows = scores.tolist(), sources.tolist()
             lift_rows, breakers, covers = aggregate.lift.tolist(), aggregate.breaker.tolist(), aggregate.cover.tolist()
