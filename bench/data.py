@@ -1,7 +1,7 @@
 """The benchmark's data: its own data dir with a snapshot of the configured model, built when missing.
 
 ``demo`` uses the settings as given (the embedded demo data by default).
-``esci`` reads the ESCI subset through ``offline.esci`` (from
+``esci`` reads the ESCI subset through ``entrel.offline.esci`` (from
 ``$ENTREL_ESCI_DIR``, else ``../shared/data/esci-us``) and writes it into
 the data dir as a JSONL catalog and a query log of its judged queries.
 Either way the snapshot is built by the real nightly job, without the
@@ -16,8 +16,8 @@ from typing import Any
 
 from entrel.cache import SnapshotReader, SnapshotStore
 from entrel.config import Settings
+from entrel.offline import nightly
 from entrel.scoring import Scorer
-from offline import nightly
 
 __all__ = ["BenchData", "prepare"]
 
@@ -40,7 +40,7 @@ class BenchData:
 
 def _esci_inputs(directory: Path) -> dict[str, str]:
     """Write the ESCI products and judged queries as entrel inputs under `directory`; overrides naming them."""
-    from offline import esci
+    from entrel.offline import esci
 
     source = esci.default_data_dir()
     items, labels = esci.read_products(source), esci.read_labels(source)
@@ -58,8 +58,7 @@ def prepare(settings: Settings, data: str, data_dir: str | None, fresh: bool, sc
     current = store.current_id()
     stale = current is None or store.open(current).manifest.model_fingerprint != scorer.fingerprint
     report = None
-    if fresh or stale:
-        report = asdict(
-            nightly.run(settings.replace(**{"nightly.use_miss_log": "false"}), scorer=scorer, progress=False)
-        )
-    return BenchData(settings, overrides, store.open(store.current_id()), report)
+    if fresh or stale or current is None:
+        done = nightly.run(settings.replace(**{"nightly.use_miss_log": "false"}), scorer=scorer, progress=False)
+        current, report = done.snapshot_id, asdict(done)
+    return BenchData(settings, overrides, store.open(current), report)

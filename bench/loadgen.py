@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bench.stats import Reply, Sample
+from entrel.bench.stats import Reply, Sample
 
 __all__ = ["closed_loop", "open_loop"]
 

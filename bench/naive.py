@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.stats import Reply
-from bench.workload import BenchRequest
+from entrel.bench.stats import Reply
+from entrel.bench.workload import BenchRequest
 from entrel.catalog import CatalogItem
 
 __all__ = ["NaiveTarget", "item_text"]

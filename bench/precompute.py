@@ -40,7 +40,9 @@ def candidate_pairs(snap: SnapshotReader, n: int, seed: int = 0) -> list[Pair]:
     rendered = [e.render() for e in snap.entities]
     pairs: list[Pair] = []
     for query in queries:
-        pairs.extend((query, rendered[i]) for i in snap.row(query)[0].tolist())
+        row = snap.row(query)
+        assert row is not None, "every query of a snapshot has a row"
+        pairs.extend((query, rendered[i]) for i in row[0].tolist())
         if len(pairs) >= n:
             break
     return pairs[:n]

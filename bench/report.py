@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 
-from entrel.config import PROJECT_ROOT
-
 __all__ = ["git_state", "machine", "ratios", "render"]
+
+# Where the measured code lives: a checkout's git state says which commit ran (an installed wheel has none).
+_CODE = Path(__file__).resolve().parent
 
 
 def _cpu_model() -> str:
@@ -42,10 +43,10 @@ def git_state() -> dict[str, Any] | None:
     """Commit and whether the working tree had changes: which code was measured."""
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "HEAD"], cwd=_CODE, capture_output=True, text=True, check=True
         )
         status = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+            ["git", "status", "--porcelain"], cwd=_CODE, capture_output=True, text=True, check=True
         )
     except (OSError, subprocess.CalledProcessError):
         return None

@@ -22,18 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from bench import precompute, traffic
-from bench.data import BenchData, prepare
-from bench.loadgen import closed_loop, open_loop
-from bench.naive import NaiveTarget, item_text
-from bench.report import git_state, machine, ratios, render
-from entrel.service.process import serving
-from bench.stats import summarize
-from bench.target import GrpcTarget
-from bench.workload import BenchRequest, Workload
+from entrel.bench import precompute, traffic
+from entrel.bench.data import BenchData, prepare
+from entrel.bench.loadgen import closed_loop, open_loop
+from entrel.bench.naive import NaiveTarget, item_text
+from entrel.bench.report import git_state, machine, ratios, render
+from entrel.bench.stats import summarize
+from entrel.bench.target import GrpcTarget
+from entrel.bench.workload import BenchRequest, Workload
 from entrel.catalog import iter_items, read_catalog
 from entrel.config import Settings
 from entrel.scoring import CrossEncoderScorer, load_cross_encoder
+from entrel.service.process import serving
 
 __all__ = ["FULL", "QUICK", "Options", "Plan", "run"]
 
@@ -119,13 +119,15 @@ class Load:
 def _loads(plan: Plan, hit_target: float | None) -> list[Load]:
     """Every concurrency, then (for entrel) every open-loop rate of this hit rate."""
     closed = [Load("closed", concurrency=c) for c in plan.concurrency]
-    return closed + [Load("open", rate_rps=r) for r in plan.rates.get(hit_target, ())]
+    rates = plan.rates.get(hit_target, ()) if hit_target is not None else ()
+    return closed + [Load("open", rate_rps=r) for r in rates]
 
 
 def _measure(target: GrpcTarget | NaiveTarget, load: Load, plan: Plan) -> dict[str, Any]:
     if load.mode == "closed":
         samples, wall_s = closed_loop(target.call, load.concurrency or 1, plan.requests, plan.duration_s)
     else:
+        assert isinstance(target, GrpcTarget), "only the server is driven open-loop"
         samples, wall_s = open_loop(target.send, load.rate_rps or 1.0, plan.requests, plan.duration_s)
     row = {**dataclasses.asdict(load), **summarize(samples, wall_s)}
     log.info("scenario done", extra={**dataclasses.asdict(load), "throughput_rps": row["throughput_rps"]})

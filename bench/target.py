@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
-from bench.stats import Reply
-from bench.workload import BenchRequest
+from entrel.bench.stats import Reply
+from entrel.bench.workload import BenchRequest
 from entrel.v1 import relevance_pb2 as pb
 from entrel.v1 import relevance_pb2_grpc as pb_grpc
 
@@ -42,7 +42,10 @@ class GrpcTarget:
 
         def finished(f: grpc.Future) -> None:
             error = f.exception()
-            on_reply(Reply(f.code().name) if error is not None else _reply(f.result()))
+            if error is None:
+                on_reply(_reply(f.result()))
+            else:  # an RPC's error is also its Call, which holds the status
+                on_reply(Reply(error.code().name if isinstance(error, grpc.Call) else "UNKNOWN"))
 
         future.add_done_callback(finished)
 

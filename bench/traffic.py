@@ -25,15 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from bench.loadgen import closed_loop
-from entrel.service.process import serving
-from bench.stats import Sample, hit_rate, summarize
-from bench.target import GrpcTarget
-from bench.workload import BenchRequest, Workload
+from entrel.bench.loadgen import closed_loop
+from entrel.bench.stats import Sample, hit_rate, summarize
+from entrel.bench.target import GrpcTarget
+from entrel.bench.workload import BenchRequest, Workload
 from entrel.config import Settings
+from entrel.offline import nightly
+from entrel.offline.mine_queries import read_query_log
 from entrel.scoring import Scorer
-from offline import nightly
-from offline.mine_queries import read_query_log
+from entrel.service.process import serving
 
 __all__ = ["one_edit_apart", "run", "split_log"]
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from entrel.cache import SnapshotReader
+from entrel.offline.retrieval import Bm25Index
 from entrel.text import normalize
-from offline.retrieval import Bm25Index
 
 __all__ = ["BenchRequest", "Workload"]
 

@@ -10,7 +10,7 @@ catalog is a new TOML file, never new code. Product files are JSON arrays
 
 Split ``"all-test"``: every query is a test query (a cross-domain
 dataset: models come from ESCI, nothing is trained or chosen on it).
-ESCI itself keeps its own reader and split (:mod:`offline.esci`).
+ESCI itself keeps its own reader and split (:mod:`entrel.offline.esci`).
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ from typing import Any
 
 from entrel.catalog import CatalogItem
 from entrel.catalog.reader import read_table
-from entrel.config import PROJECT_ROOT
-from offline import esci
-from offline.training.examples import Label
+from entrel.offline import esci
+from entrel.offline.training.examples import Label
 
 __all__ = [
     "ALL_TEST_RULE",
@@ -98,7 +97,8 @@ def _section(raw: Mapping[str, Any], key: str, path: Path) -> dict[str, Any]:
 
 
 def read_spec(path: str | os.PathLike[str]) -> DatasetSpec:
-    """Parse and check a dataset description; a relative `directory` is taken from the repository root."""
+    """Parse and check a dataset description; a relative `directory` is taken from the working directory
+    (``../shared/...`` is the shared folder beside a checkout run from its root, as for ESCI)."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -116,7 +116,7 @@ def read_spec(path: str | os.PathLike[str]) -> DatasetSpec:
     description = columns.pop("description", ())
     return DatasetSpec(
         name=raw["name"],
-        directory=(PROJECT_ROOT / raw["directory"]).resolve(),
+        directory=Path(raw["directory"]).resolve(),
         products=tuple(raw["products"]),
         judgments=raw["judgments"],
         split=raw.get("split", "all-test"),

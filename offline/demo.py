@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,14 +19,14 @@ from pathlib import Path
 import grpc
 
 from entrel.config import Settings
+from entrel.offline import nightly, train
+from entrel.offline.mine_queries import read_query_log
+from entrel.offline.training.examples import Label, read_labels
 from entrel.render import render_explanation, render_ranking
 from entrel.scoring import MODEL_INFO_FILE
 from entrel.service.client import RelevanceClient
 from entrel.service.process import serving
 from entrel.v1 import relevance_pb2 as pb
-from offline import nightly, train
-from offline.mine_queries import read_query_log
-from offline.training.examples import Label, read_labels
 
 __all__ = ["run"]
 
@@ -129,9 +128,3 @@ def run(settings: Settings, config_args: Sequence[str] = ()) -> int:
     _say(f"== server stopped on SIGTERM, exit code {server.exit_code}")
     _say(f"== demo finished in {time.monotonic() - started:.0f} s")
     return 0 if server.exit_code == 0 else 1
-
-
-if __name__ == "__main__":
-    from entrel.cli import main
-
-    raise SystemExit(main(["demo", *sys.argv[1:]]))

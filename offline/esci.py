@@ -27,9 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from entrel.catalog import CatalogItem
-from entrel.config import PROJECT_ROOT
 from entrel.errors import EntrelError
-from offline.training.examples import Label
+from entrel.offline.training.examples import Label
 
 __all__ = [
     "EsciData",
@@ -61,8 +60,8 @@ class EsciDataError(EntrelError, FileNotFoundError):
 
 
 def default_data_dir() -> Path:
-    """``$ENTREL_ESCI_DIR``, else the shared folder beside the repository."""
-    return Path(os.environ.get("ENTREL_ESCI_DIR", PROJECT_ROOT.parent / "shared" / "data" / "esci-us"))
+    """``$ENTREL_ESCI_DIR``, else ``../shared/data/esci-us``: the shared folder beside a checkout run from its root."""
+    return Path(os.environ.get("ENTREL_ESCI_DIR", Path("..", "shared", "data", "esci-us")))
 
 
 def _require(path: Path) -> Path:

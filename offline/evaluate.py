@@ -1,22 +1,22 @@
 """Evaluation on real data (ESCI): every registered method reranks each held-out query's judged products.
 
 A method is one function ``(EvalContext) -> MethodResult`` registered with
-:func:`method` in any module of the :mod:`offline.methods` package (all of
+:func:`method` in any module of the :mod:`entrel.offline.methods` package (all of
 them are imported when the evaluation runs), so adding a method is adding
 one function, in one's own module. The context carries the split, the
 products, the labels, the settings and the quick flag, and computes heavy
 shared artefacts once per run (sentence embeddings, extracted entities).
 
-Metrics over the held-out queries (see :mod:`offline.esci` for the split):
+Metrics over the held-out queries (see :mod:`entrel.offline.esci` for the split):
 nDCG@10 with gains 3/2/1/0, nDCG@10 with the ESCI paper's gains
 1/0.1/0.01/0, and the AUC of exact vs irrelevant, vs complement and vs
 substitute items within a query. Each row keeps its per-query nDCG@10, so
 that rows can be compared by a paired bootstrap over queries
-(:func:`offline.metrics.paired_bootstrap`); a method with several runs
+(:func:`entrel.offline.metrics.paired_bootstrap`); a method with several runs
 (seeds) reports the mean and the standard deviation over runs.
 
 The dataset is ESCI by default, or another judged catalog described by a
-TOML file (:mod:`offline.datasets`). On a cross-domain dataset (no
+TOML file (:mod:`entrel.offline.datasets`). On a cross-domain dataset (no
 training queries) only methods registered for it run: those that need no
 training (``cross_domain=True``) and :func:`cross_domain_method` ones,
 which use models trained on ESCI.
@@ -42,8 +42,8 @@ import numpy as np
 from entrel.catalog import CatalogItem, Entity
 from entrel.config import Settings
 from entrel.errors import EntrelError
-from offline import datasets, esci
-from offline.metrics import (
+from entrel.offline import datasets, esci
+from entrel.offline.metrics import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     ESCI_GAINS,
@@ -54,7 +54,7 @@ from offline.metrics import (
     ndcg_per_query,
     paired_bootstrap,
 )
-from offline.training.examples import Label
+from entrel.offline.training.examples import Label
 
 __all__ = [
     "EvalContext",
@@ -121,7 +121,7 @@ class EvalContext:
     progress: bool = True
     # The command line's --config/--set flags, for an `entrel serve` subprocess a method starts.
     config_args: tuple[str, ...] = ()
-    # Which judged dataset `data` is (offline.datasets).
+    # Which judged dataset `data` is (entrel.offline.datasets).
     dataset: str = datasets.ESCI
     _shared: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -260,8 +260,8 @@ def cross_domain_method(name: str, *, quick: bool = True) -> Callable[[MethodFn]
 
 
 def methods(cross_domain: bool = False) -> dict[str, Method]:
-    """Every registered method (for a cross-domain dataset, or not), after importing all modules of offline.methods."""
-    import offline.methods as package
+    """Every registered method (for a cross-domain dataset, or not), after importing all modules of entrel.offline.methods."""
+    import entrel.offline.methods as package
 
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         importlib.import_module(f"{package.__name__}.{info.name}")
@@ -317,7 +317,7 @@ def choose_on_validation(
     validation queries (cross-domain) gets the fixed `default` and no values.
     """
     if not ctx.split.validation:
-        if default not in candidates:
+        if default is None or default not in candidates:
             raise EntrelError(f"{ctx.dataset} has no validation queries to choose on, and no default among {list(candidates)}")
         return default, {}
     values = {name: validation_ndcg(ctx, score) for name, score in candidates.items()}

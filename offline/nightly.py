@@ -7,7 +7,7 @@ extract entities -> mine frequent queries (+ the server's logged misses)
 A failure at any step leaves the promoted snapshot, and so the server,
 untouched; the half-written staging folder is removed by the next run.
 
-    python -m offline.nightly [--config entrel.toml] [--set nightly.top_k_queries=500]
+    entrel [--config entrel.toml] [--set nightly.top_k_queries=500] nightly
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from entrel.cache.misslog import MissSummary, read_misses
 from entrel.catalog import Entity
 from entrel.config import Settings
 from entrel.errors import EntrelError
+from entrel.offline import extract
+from entrel.offline.mine_queries import mine_queries
+from entrel.offline.retrieval import Bm25Index
 from entrel.scoring import CrossEncoderScorer, Scorer
-from offline import extract
-from offline.mine_queries import mine_queries
-from offline.retrieval import Bm25Index
 
 __all__ = ["NightlyError", "NightlyReport", "run"]
 
@@ -199,11 +199,3 @@ def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True)
     (reports / f"nightly-{snapshot_id}.json").write_text(report.to_json() + "\n", encoding="utf-8")
     log.info("nightly run done", extra={"snapshot_id": snapshot_id, "pairs": pairs, "seconds": report.seconds})
     return report
-
-
-if __name__ == "__main__":
-    import sys
-
-    from entrel.cli import main
-
-    raise SystemExit(main(["nightly", *sys.argv[1:]]))

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from offline.evaluate import EvalContext, Scores, quality
-from offline.training.examples import Label
+from entrel.offline.evaluate import EvalContext, Scores, quality
+from entrel.offline.training.examples import Label
 
 __all__ = ["FoldScorer", "choose_by_kfold", "kfold"]
 

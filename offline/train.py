@@ -1,6 +1,6 @@
 """Train job: fine-tune the query-entity cross-encoder on a catalog and graded labels.
 
-The recipe of :mod:`offline.training.recipe`: pretraining on (query,
+The recipe of :mod:`entrel.offline.training.recipe`: pretraining on (query,
 entity) outcomes generated from the catalog's own entities (which a query
 asks for, which are neutral, which contradict it), then the outcomes of
 the labelled queries' entities read off their graded item labels.
@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from entrel.config import Settings
-from offline import extract
-from offline.training.examples import read_labels
-from offline.training.model_dir import save_model
-from offline.training.recipe import pretrain, train_entity_model
-from offline.training.trainer import FitReport
+from entrel.offline import extract
+from entrel.offline.training.examples import read_labels
+from entrel.offline.training.model_dir import save_model
+from entrel.offline.training.recipe import pretrain, train_entity_model
+from entrel.offline.training.trainer import FitReport
 
 __all__ = ["TrainReport", "run"]
 

@@ -15,7 +15,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from entrel.config import DEMO_DATA, PROJECT_ROOT, Settings, load_settings
+from entrel.config import DEMO_DATA, Settings, load_settings
+
+# The checkout under test (the tests run against an editable install of it).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -66,8 +69,8 @@ def small_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def trained_model(request: pytest.FixtureRequest, small_data: dict[str, str]) -> str:
     """Path of a real MiniLM cross-encoder trained by `entrel train` on the small slice."""
+    from entrel.offline import train
     from entrel.scoring import MODEL_INFO_FILE
-    from offline import train
 
     directory = Path(request.config.cache.mkdir("entrel-models")) / _training_key()
     if not (directory / MODEL_INFO_FILE).is_file():
@@ -96,7 +99,7 @@ def make_settings(data_dir: Path, model: str, small_data: dict[str, str], *extra
 @pytest.fixture(scope="session")
 def served_settings(tmp_path_factory: pytest.TempPathFactory, trained_model: str, small_data: dict[str, str]) -> Settings:
     """Settings whose data_dir holds a promoted snapshot from a real nightly run."""
-    from offline import nightly
+    from entrel.offline import nightly
 
     settings = make_settings(tmp_path_factory.mktemp("served"), trained_model, small_data)
     nightly.run(settings, progress=False)

@@ -9,9 +9,9 @@ import threading
 import time
 from collections import Counter
 
-from bench.loadgen import closed_loop, open_loop
-from bench.stats import Reply, Sample, summarize
-from bench.traffic import one_edit_apart, split_log
+from entrel.bench.loadgen import closed_loop, open_loop
+from entrel.bench.stats import Reply, Sample, summarize
+from entrel.bench.traffic import one_edit_apart, split_log
 
 
 def test_one_edit_apart():

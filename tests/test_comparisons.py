@@ -10,11 +10,11 @@ import pytest
 from entrel.catalog import CatalogItem
 from entrel.config import Settings
 from entrel.errors import EntrelError
-from offline import esci, evaluate
-from offline.evaluate import EvalContext, quality
-from offline.metrics import Interval, paired_bootstrap
-from offline.selection import choose_by_kfold, kfold
-from offline.training.examples import Label
+from entrel.offline import esci, evaluate
+from entrel.offline.evaluate import EvalContext, quality
+from entrel.offline.metrics import Interval, paired_bootstrap
+from entrel.offline.selection import choose_by_kfold, kfold
+from entrel.offline.training.examples import Label
 
 
 def _queries(n: int) -> list[str]:
@@ -22,7 +22,7 @@ def _queries(n: int) -> list[str]:
 
 
 def test_bootstrap_of_a_constant_difference_is_that_difference():
-    b = {q: v for q, v in zip(_queries(40), np.linspace(0.2, 0.9, 40), strict=True)}
+    b = dict(zip(_queries(40), np.linspace(0.2, 0.9, 40), strict=True))
     a = {q: v + 0.03 for q, v in b.items()}
     interval = paired_bootstrap(a, b, n=2000, seed=1)
     assert interval.mean == pytest.approx(0.03)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from entrel.cli import main
-from entrel.config import PROJECT_ROOT, Settings
+from entrel.config import Settings
 from entrel.errors import EntrelError
-from offline import datasets, evaluate
-from offline.datasets import DatasetError
+from entrel.offline import datasets, evaluate
+from entrel.offline.datasets import DatasetError
 
 CHORUS = datasets.read_spec(datasets.spec_path("chorus-icecat"))
 needs_chorus = pytest.mark.skipif(
@@ -95,7 +96,7 @@ def test_eval_reads_a_dataset_from_a_description_file(tmp_path, capsys):
 
 
 def test_the_cross_domain_row_serves_every_saved_esci_seed(tmp_path):
-    from offline.methods.cross_domain import esci_models
+    from entrel.offline.methods.cross_domain import esci_models
 
     with pytest.raises(EntrelError, match="run `entrel eval --methods entrel` on ESCI first"):
         esci_models(tmp_path, quick=False)
@@ -125,7 +126,8 @@ def test_bad_descriptions_and_files_are_one_line_errors(tmp_path, capsys):
 
 
 def test_the_chorus_description_maps_brand_colour_and_a_few_attributes():
-    assert CHORUS.directory == (PROJECT_ROOT.parent / "shared" / "data" / "chorus-icecat").resolve()
+    # The tests run from the checkout's root, beside ../shared.
+    assert CHORUS.directory == (Path(__file__).resolve().parents[2] / "shared" / "data" / "chorus-icecat").resolve()
     assert (CHORUS.columns["brand"], CHORUS.columns["color"]) == ("supplier", "attr_t_product_colour")
     assert all(column.startswith("attr_t_") for column in CHORUS.attributes.values())
     assert 3 <= len(CHORUS.attributes) <= 8

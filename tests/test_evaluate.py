@@ -12,9 +12,9 @@ import pytest
 from entrel.catalog import CatalogItem
 from entrel.cli import main
 from entrel.config import Settings
-from offline import esci, evaluate, mpnet
-from offline.evaluate import EvalContext, MethodResult, method, quality
-from offline.training.examples import Label
+from entrel.offline import esci, evaluate, mpnet
+from entrel.offline.evaluate import EvalContext, MethodResult, method, quality
+from entrel.offline.training.examples import Label
 
 ESCI_DIR = esci.default_data_dir()
 needs_esci = pytest.mark.skipif(
@@ -161,7 +161,7 @@ def test_context_extracts_entities_of_judged_products_once():
 
 
 def test_distillation_pool_holds_only_unjudged_pairs_in_a_fixed_order(tmp_path):
-    from offline.methods.distillation import unlabelled_pairs
+    from entrel.offline.methods.distillation import unlabelled_pairs
 
     colors = ("red", "blue", "green", "black", "white")
     kinds = ("office chair", "dish towel", "garden hose", "water bottle")

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from entrel.cache import SnapshotStore
+from entrel.offline import nightly
+from entrel.offline.nightly import NightlyError
 from entrel.service.engine import ItemRequest
 from entrel.service.server import RelevanceServer
-from offline import nightly
-from offline.nightly import NightlyError
 
 
 def test_nightly_report_and_snapshot(served_settings):

@@ -18,14 +18,21 @@ PAIRS = [
 ] * 3
 
 
-def test_auto_precision_follows_the_cpu_and_stays_close_to_float32(trained_model):
+def test_auto_precision_follows_the_cpu(trained_model):
     auto = CrossEncoderScorer(ModelSettings(name_or_path=trained_model, device="cpu"))
-    exact = CrossEncoderScorer(ModelSettings(name_or_path=trained_model, device="cpu", dtype="float32"))
     assert auto.dtype == (torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32)
-    assert auto.fingerprint == exact.fingerprint, "a precision choice is not another model"
-    fast, reference = auto.score(PAIRS), exact.score(PAIRS)
+
+
+def test_bfloat16_stays_close_to_float32(trained_model):
+    # bfloat16 asked for explicitly, so the comparison is real on every CPU (emulated where not native).
+    fast = CrossEncoderScorer(ModelSettings(name_or_path=trained_model, device="cpu", dtype="bfloat16"))
+    exact = CrossEncoderScorer(ModelSettings(name_or_path=trained_model, device="cpu", dtype="float32"))
+    assert fast.dtype == torch.bfloat16 and next(fast.model.parameters()).dtype == torch.bfloat16
+    assert fast.fingerprint == exact.fingerprint, "a precision choice is not another model"
+    low, reference = fast.score(PAIRS), exact.score(PAIRS)
+    assert not np.array_equal(low, reference), "bfloat16 scores identical to float32: the precision was not applied"
     # Measured on the nightly's pairs: bfloat16 within 0.016 of float32 (mean 0.0007).
-    np.testing.assert_allclose(fast, reference, atol=0.03)
+    np.testing.assert_allclose(low, reference, atol=0.03)
     assert np.ptp(reference) > 0.5, "the pairs should span fitting and contradicting entities"
 
 

@@ -9,9 +9,13 @@ import grpc
 import numpy as np
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client import REGISTRY
 
 from entrel.cache import Manifest, SnapshotStore
-from entrel.service.engine import ItemRequest
+from entrel.errors import EntrelError
+from entrel.service.batcher import DeadlineExceeded, Overloaded
+from entrel.service.engine import InvalidRequest, ItemRequest
+from entrel.service.grpc_service import status_of
 from entrel.service.server import SERVICE_NAME, RelevanceServer
 from entrel.v1 import relevance_pb2 as pb
 
@@ -27,6 +31,19 @@ def entities_of(server, item_id):
 def office_chairs(server):
     snap = server.watcher.current()
     return [i for i in snap.item_rows if ("product_type", "office chair") in entities_of(server, i)]
+
+
+def test_errors_map_to_a_status_along_their_class_hierarchy():
+    class EmptyQuery(InvalidRequest):
+        pass
+
+    for kind in (InvalidRequest, Overloaded, DeadlineExceeded):
+        assert issubclass(kind, EntrelError), f"{kind.__name__} should derive from the one base"
+    assert status_of(EmptyQuery("query is empty")) == grpc.StatusCode.INVALID_ARGUMENT, "a subclass must not fall through"
+    assert status_of(Overloaded("full")) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert status_of(DeadlineExceeded("late")) == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert status_of(EntrelError("unlisted kind")) == grpc.StatusCode.INTERNAL
+    assert status_of(KeyError("a bug")) == grpc.StatusCode.INTERNAL
 
 
 def test_cached_scores_explained_and_matching_items_outrank_contradicting_ones(server, client):
@@ -223,9 +240,14 @@ def test_snapshot_of_another_model_is_refused(private_server):
 
     server, store = private_server
     old_id = store.current_id()
+    refused_before = REGISTRY.get_sample_value("entrel_snapshot_refused_total")
     foreign = _republish(store, scale=1.0, fingerprint="some-other-model")
     store.promote(foreign)
-    time.sleep(0.5)
+    # The watcher must have looked at the foreign snapshot and refused it, not merely not got to it yet.
+    deadline = time.monotonic() + 10
+    while REGISTRY.get_sample_value("entrel_snapshot_refused_total") == refused_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert REGISTRY.get_sample_value("entrel_snapshot_refused_total") == refused_before + 1
     with RelevanceClient(f"127.0.0.1:{server.port}") as client:
         assert client.score(QUERY, office_chairs(server)[:3]).metadata.snapshot_id == old_id
 

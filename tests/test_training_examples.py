@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from entrel.catalog import Entity
-from offline.training.examples import (
+from entrel.offline.training.examples import (
     CONTRADICT,
     ITEM_TARGETS,
     MATCH,
@@ -78,7 +78,7 @@ def test_training_twice_on_the_same_data_gives_the_same_model(tmp_path, small_da
     import polars as pl
 
     from entrel.config import load_settings
-    from offline import train
+    from entrel.offline import train
 
     labels = tmp_path / "labels.csv"
     pl.read_csv(small_data["labels"]).head(40).write_csv(labels)

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from entrel.catalog import CatalogItem
-from offline.evaluate import EvalContext, MethodResult, Scores, choose_on_validation, method
-from offline.methods.texts import item_text
-from offline.mpnet import mpnet_path
-from offline.retrieval import Bm25Index
-from offline.training.examples import Label
+from entrel.offline.evaluate import EvalContext, MethodResult, Scores, choose_on_validation, method
+from entrel.offline.methods.texts import item_text
+from entrel.offline.mpnet import mpnet_path
+from entrel.offline.retrieval import Bm25Index
+from entrel.offline.training.examples import Label
 
 __all__ = ["DEFAULT_TEXT", "biencoder_minilm", "biencoder_mpnet", "bm25", "bm25_index", "bm25_scores", "cosine_scores", "random_order"]
 

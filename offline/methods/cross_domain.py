@@ -15,16 +15,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from entrel.errors import EntrelError
+from entrel.offline.evaluate import EvalContext, MethodResult, cross_domain_method
+from entrel.offline.methods import entity_model
 from entrel.scoring import MODEL_INFO_FILE, model_fingerprint
-from offline.evaluate import EvalContext, MethodResult, cross_domain_method
-from offline.methods import entity_model
 
 __all__ = ["entrel_cross_domain", "esci_models"]
 
 
 def esci_models(models_dir: Path, quick: bool) -> list[Path]:
     """The saved ESCI entity models, first seed first; an error says how to get them when there is none."""
-    # Named as offline.methods.entity_model saves them.
+    # Named as entrel.offline.methods.entity_model saves them.
     first = models_dir / (f"{entity_model.ESCI_MODEL_DIR}-quick" if quick else entity_model.ESCI_MODEL_DIR)
     if not (first / MODEL_INFO_FILE).is_file():
         how = "entrel eval --quick --methods entrel" if quick else "entrel eval --methods entrel"

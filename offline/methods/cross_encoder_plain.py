@@ -1,7 +1,7 @@
 """The plain query-item cross-encoder: what the entity model must beat.
 
 MiniLM-L6 with a fresh one-logit head, fine-tuned on the training queries'
-labelled (query, item text) pairs through :func:`offline.training.trainer.fit`
+labelled (query, item text) pairs through :func:`entrel.offline.training.trainer.fit`
 with single-text examples; item text = title; brand; color.
 
 A fresh head on ~4.5k pairs is fragile (a naive one-epoch BCE run ranked
@@ -35,14 +35,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-
+from entrel.offline.evaluate import EvalContext, MethodResult, Scores, method, validation_ndcg
+from entrel.offline.methods.texts import item_text
+from entrel.offline.training.examples import ITEM_TARGETS, MAX_GRADE, Label
+from entrel.offline.training.model_dir import reusable_info, save_model
+from entrel.offline.training.trainer import Example, fit, trainable_cross_encoder
 from entrel.scoring import load_cross_encoder
 from entrel.text import normalize
-from offline.evaluate import EvalContext, MethodResult, Scores, method, validation_ndcg
-from offline.methods.texts import item_text
-from offline.training.examples import ITEM_TARGETS, MAX_GRADE, Label
-from offline.training.model_dir import reusable_info, save_model
-from offline.training.trainer import Example, fit, trainable_cross_encoder
 
 __all__ = ["CANDIDATES", "Recipe", "cross_encoder_plain", "query_item_scores", "trained_plain_cross_encoder"]
 

@@ -29,13 +29,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from entrel.offline.evaluate import EvalContext, MethodResult, Scores, method
+from entrel.offline.methods import cross_encoder_plain as plain
+from entrel.offline.methods.baselines import bm25_index, bm25_scores, cosine_scores
+from entrel.offline.methods.texts import item_text
+from entrel.offline.mpnet import mpnet_path
+from entrel.offline.training.trainer import Example, fit, trainable_cross_encoder
 from entrel.text import normalize
-from offline.evaluate import EvalContext, MethodResult, Scores, method
-from offline.methods import cross_encoder_plain as plain
-from offline.methods.baselines import bm25_index, bm25_scores, cosine_scores
-from offline.methods.texts import item_text
-from offline.mpnet import mpnet_path
-from offline.training.trainer import Example, fit, trainable_cross_encoder
 
 __all__ = ["AUGMENTED_SIZES", "distillation", "teacher_scores", "unlabelled_pairs"]
 
@@ -54,7 +54,7 @@ def _zscores(scores: Scores) -> dict[tuple[str, str], float]:
     by_query: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for pair in scores:
         by_query[pair[0]].append(pair)
-    out = {}
+    out: dict[tuple[str, str], float] = {}
     for pairs in by_query.values():
         values = np.array([scores[p] for p in pairs], dtype=np.float64)
         spread = values.std() or 1.0

@@ -35,14 +35,14 @@ from pathlib import Path
 import numpy as np
 
 from entrel.catalog import EntityType
+from entrel.offline import esci
+from entrel.offline.evaluate import EvalContext, Scores, quality
+from entrel.offline.methods.baselines import bm25_index, bm25_scores, cosine_scores
+from entrel.offline.methods.texts import item_text
+from entrel.offline.mpnet import mpnet_path
+from entrel.offline.training.examples import Label
+from entrel.offline.training.trainer import Example
 from entrel.text import normalize
-from offline import esci
-from offline.evaluate import EvalContext, Scores, quality
-from offline.methods.baselines import bm25_index, bm25_scores, cosine_scores
-from offline.methods.texts import item_text
-from offline.mpnet import mpnet_path
-from offline.training.examples import Label
-from offline.training.trainer import Example
 
 __all__ = ["TEACHER_MEMBERS", "choose_teacher", "distillation_examples", "pseudo_queries", "shopper_queries", "teacher"]
 
@@ -77,7 +77,7 @@ def _zscores(scores: Scores) -> dict[tuple[str, str], float]:
     by_query: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for pair in scores:
         by_query[pair[0]].append(pair)
-    out = {}
+    out: dict[tuple[str, str], float] = {}
     for pairs in by_query.values():
         values = np.array([scores[p] for p in pairs], dtype=np.float64)
         spread = values.std() or 1.0

@@ -3,7 +3,7 @@
 The model scores each (query, entity) pair on one scale (1 the query asks
 for it, 0.5 neutral, 0 contradicts); items combine coverage and
 compatibility (:mod:`entrel.logic`). Its recipe is
-:mod:`offline.training.recipe`; here it is chosen and measured:
+:mod:`entrel.offline.training.recipe`; here it is chosen and measured:
 
 * **Selection by 5-fold cross-validation over the 100 training queries**
   (never the test queries): each candidate recipe is trained on four folds
@@ -39,18 +39,18 @@ from typing import Any
 import numpy as np
 
 from entrel.config import LogicSettings, Settings
+from entrel.offline import esci, nightly
+from entrel.offline.evaluate import EvalContext, MethodResult, Scores, method, quality
+from entrel.offline.selection import kfold
+from entrel.offline.training.aggregation import EntityRows, fit_logic, item_scores, logic_overrides
+from entrel.offline.training.examples import Label
+from entrel.offline.training.model_dir import record_metrics, reusable_info, save_model
+from entrel.offline.training.recipe import pretrain, train_entity_model
+from entrel.offline.training.trainer import trainable_cross_encoder
 from entrel.scoring import CrossEncoderScorer
 from entrel.service.client import RelevanceClient
 from entrel.service.process import serving
 from entrel.text import normalize
-from offline import esci, nightly
-from offline.evaluate import EvalContext, MethodResult, Scores, method, quality
-from offline.selection import kfold
-from offline.training.aggregation import EntityRows, fit_logic, item_scores, logic_overrides
-from offline.training.examples import Label
-from offline.training.model_dir import record_metrics, reusable_info, save_model
-from offline.training.recipe import pretrain, train_entity_model
-from offline.training.trainer import trainable_cross_encoder
 
 __all__ = ["CANDIDATES", "ESCI_MODEL_DIR", "Explained", "entrel_entity_model", "esci_model", "served"]
 

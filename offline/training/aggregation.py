@@ -15,8 +15,8 @@ import numpy as np
 
 from entrel.config import LogicSettings, Settings
 from entrel.logic import COVERAGES, NEUTRAL, Aggregator
-from offline.metrics import GRADED_GAINS, mean_ndcg
-from offline.training.examples import Label
+from entrel.offline.metrics import GRADED_GAINS, mean_ndcg
+from entrel.offline.training.examples import Label
 
 __all__ = ["EntityRows", "fit_logic", "item_scores", "logic_overrides"]
 

@@ -12,8 +12,8 @@ import polars as pl
 
 from entrel.catalog import Entity, EntityType
 from entrel.catalog.reader import CatalogError, read_table
+from entrel.offline.training.trainer import Example
 from entrel.text import normalize
-from offline.training.trainer import Example
 
 __all__ = [
     "CONTRADICT",

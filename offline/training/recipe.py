@@ -5,10 +5,10 @@ the entity, 0.5 neutral, 0 it contradicts the query (see
 :mod:`entrel.logic`). Stages, each optional after the first:
 
 1. **pretraining** on pairs generated from the catalog's own entities
-   (:func:`offline.training.examples.synthetic_entity_examples`): label-free,
+   (:func:`entrel.offline.training.examples.synthetic_entity_examples`): label-free,
    so it works on any catalog;
 2. **label pairs**: (query, entity) outcomes of real queries read off their
-   graded item labels (:func:`offline.training.examples.label_entity_examples`);
+   graded item labels (:func:`entrel.offline.training.examples.label_entity_examples`);
 3. **distillation through the soft logic**: (query, item) examples whose
    targets are a teacher's item scores; the loss is the margin MSE of the
    aggregated item scores of two items of one query (Walmart, arXiv
@@ -25,8 +25,8 @@ from typing import Any
 from entrel.catalog import Entity
 from entrel.config import Settings
 from entrel.logic import Aggregator
-from offline.training.examples import Label, label_entity_examples, synthetic_entity_examples
-from offline.training.trainer import Example, FitReport, fit, trainable_cross_encoder
+from entrel.offline.training.examples import Label, label_entity_examples, synthetic_entity_examples
+from entrel.offline.training.trainer import Example, FitReport, fit, trainable_cross_encoder
 
 __all__ = ["Stages", "pretrain", "train_entity_model"]
 

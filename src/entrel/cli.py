@@ -22,7 +22,7 @@ def _address(settings: Settings, given: str | None) -> str:
 
 
 def cmd_nightly(settings: Settings, args: argparse.Namespace) -> int:
-    from offline import nightly
+    from entrel.offline import nightly
 
     report = nightly.run(settings, progress=not args.no_progress)
     print(report.to_json())
@@ -57,7 +57,7 @@ def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_entities(settings: Settings, args: argparse.Namespace) -> int:
-    from offline.inspect import item_entities
+    from entrel.offline.inspection import item_entities
 
     for line in item_entities(settings, args.item_ids, from_catalog=args.from_catalog):
         print(line)
@@ -82,8 +82,8 @@ def cmd_snapshots(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     if args.esci:
-        from offline import evaluate
-        from offline.methods.entity_model import esci_model
+        from entrel.offline import evaluate
+        from entrel.offline.methods.entity_model import esci_model
 
         ctx = evaluate.context(settings, args.data, quick=False, retrain=args.retrain, progress=not args.no_progress)
         directory, info, reused = esci_model(ctx)
@@ -91,7 +91,7 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
         print(f"model {directory} fingerprint {info['fingerprint']} {'reused' if reused else 'trained'} "
               f"(recipe {info['recipe']['chosen']}); serve it with: {overrides}")
         return 0
-    from offline import train
+    from entrel.offline import train
 
     report = train.run(settings, output=args.output, progress=not args.no_progress)
     print(f"model {report.model_dir} fingerprint {report.fingerprint} trained in {report.seconds:.0f} s")
@@ -104,7 +104,7 @@ def _config_args(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
-    from offline import evaluate
+    from entrel.offline import evaluate
 
     names = [n.strip() for n in args.methods.split(",") if n.strip()] if args.methods else None
     evaluate.run(
@@ -124,7 +124,7 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from offline import demo
+    from entrel.offline import demo
 
     return demo.run(settings, _config_args(args))
 
@@ -132,7 +132,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bench.run import Options, run
+    from entrel.bench.run import Options, run
 
     options = Options(
         out=Path(args.out),

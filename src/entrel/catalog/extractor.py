@@ -22,6 +22,7 @@ import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import spacy
 from spacy.language import Language
@@ -266,7 +267,7 @@ class Vocabulary:
             raise ValueError(f"vocabulary is not valid JSON: {exc}") from None
         if not isinstance(data, dict) or data.get("version") != _VOCABULARY_VERSION:
             raise ValueError(f"vocabulary has no version {_VOCABULARY_VERSION} header")
-        lists = [data.get("brands"), data.get("product_types")]
+        lists: list[Any] = [data.get("brands"), data.get("product_types")]
         if not all(isinstance(v, list) and all(isinstance(s, str) for s in v) for v in lists):
             raise ValueError("vocabulary needs string lists 'brands' and 'product_types'")
         return cls(frozenset(lists[0]), frozenset(lists[1]))
@@ -459,7 +460,7 @@ class EntityExtractor:
         times = {"LOWER": {"IN": _TIMES}}
         unit = {"LOWER": {"IN": sorted(v for v in lexicon.SIZE_UNITS if " " not in v)}}
         unit_opt = {**unit, "OP": "?"}
-        units = [[unit]]
+        units: list[list[dict[str, Any]]] = [[unit]]
         for variant in sorted(v for v in lexicon.SIZE_UNITS if " " in v):  # "fl oz", "fl. oz"
             first, *rest = variant.split()
             units.append([{"LOWER": first}, *(t for w in rest for t in ({"ORTH": ".", "OP": "?"}, {"LOWER": w}))])

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from entrel.errors import EntrelError
 from entrel.scoring import Scorer
 from entrel.service import metrics
 
@@ -33,11 +34,11 @@ log = logging.getLogger(__name__)
 Pair = tuple[str, str]
 
 
-class Overloaded(RuntimeError):
+class Overloaded(EntrelError, RuntimeError):
     """The live queue is full; the caller should back off."""
 
 
-class DeadlineExceeded(TimeoutError):
+class DeadlineExceeded(EntrelError, TimeoutError):
     """Every request waiting for a pair gave up before it was scored."""
 
 

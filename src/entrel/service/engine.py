@@ -28,6 +28,7 @@ from entrel.cache.misslog import MissLogWriter
 from entrel.catalog import CatalogItem, Entity
 from entrel.catalog.extractor import EntityExtractor, Vocabulary
 from entrel.config import Settings
+from entrel.errors import EntrelError
 from entrel.logic import NEUTRAL, Aggregate, Aggregator
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher
@@ -49,7 +50,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(EntrelError, ValueError):
     """The request itself is wrong (empty or over-long query, too many items)."""
 
 
@@ -283,7 +284,7 @@ class RelevanceEngine:
         local: list[Entity] = []
         if inline_rows:
             with self._extract_lock:
-                extracted = self._extractor(snap).extract_many([items[i].inline for i in inline_rows])
+                extracted = self._extractor(snap).extract_many([r.inline for r in items if r.inline is not None])
             local_ids: dict[Entity, int] = {}
             width = max(ids.shape[1], max((len(e) for e in extracted), default=0))
             if width > ids.shape[1]:
@@ -299,8 +300,9 @@ class RelevanceEngine:
         titles = [""] * n
         if explain:
             titles = snap.titles([r.item_id for r in items]) if snap is not None else titles
-            for i in inline_rows:
-                titles[i] = items[i].inline.title
+            for i, r in enumerate(items):
+                if r.inline is not None:
+                    titles[i] = r.inline.title
         inline = np.zeros(n, dtype=bool)
         inline[inline_rows] = True
         return _Resolved(ids, counts, known, inline, local, titles)
@@ -367,8 +369,9 @@ class RelevanceEngine:
 
     @staticmethod
     def _entity(snap: SnapshotReader | None, resolved: _Resolved, entity_id: int) -> Entity:
-        base = len(snap.entities) if snap is not None else 0
-        return snap.entities[entity_id] if entity_id < base else resolved.local_entities[entity_id - base]
+        if snap is not None and entity_id < len(snap.entities):
+            return snap.entities[entity_id]
+        return resolved.local_entities[entity_id - (len(snap.entities) if snap is not None else 0)]
 
     @staticmethod
     def _statuses(resolved: _Resolved, sources: np.ndarray, aggregate: Aggregate) -> np.ndarray:
@@ -397,6 +400,7 @@ class RelevanceEngine:
         coverage, compatibility = aggregate.coverage.tolist(), aggregate.compatibility.tolist()
         unknown_message = "item id not in the serving snapshot" if snap is not None else "no snapshot is being served"
         if explain:  # plain lists: indexing numpy scalars one by one is slow
+            assert aggregate.lift is not None and aggregate.breaker is not None and aggregate.cover is not None, "explained as asked"
             ids, counts = resolved.ids.tolist(), resolved.counts.tolist()
             score_rows, source_rows = scores.tolist(), sources.tolist()
             lift_rows, breakers, covers = aggregate.lift.tolist(), aggregate.breaker.tolist(), aggregate.cover.tolist()

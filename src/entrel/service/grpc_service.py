@@ -8,21 +8,33 @@ import time
 import grpc
 
 from entrel.catalog import CatalogItem
+from entrel.errors import EntrelError
 from entrel.service import metrics
-from entrel.service.batcher import Overloaded
+from entrel.service.batcher import DeadlineExceeded, Overloaded
 from entrel.service.engine import InvalidRequest, ItemRequest, ItemStatus, RelevanceEngine, Role, ScoreResult, Source
 from entrel.v1 import relevance_pb2 as pb
 from entrel.v1 import relevance_pb2_grpc as pb_grpc
 
-__all__ = ["RelevanceServicer", "STATUS_OF_ERROR"]
+__all__ = ["RelevanceServicer", "STATUS_OF_ERROR", "status_of"]
 
 log = logging.getLogger(__name__)
 
-# One table from error kind to gRPC status; anything else is INTERNAL.
-STATUS_OF_ERROR: dict[type[Exception], grpc.StatusCode] = {
+# One table from error kind to gRPC status. Every error of the service derives from
+# EntrelError; a kind not listed takes the status of its nearest listed ancestor.
+STATUS_OF_ERROR: dict[type[BaseException], grpc.StatusCode] = {
+    EntrelError: grpc.StatusCode.INTERNAL,
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
+
+
+def status_of(error: BaseException) -> grpc.StatusCode:
+    """The status of `error`'s nearest class in STATUS_OF_ERROR (walking its MRO); INTERNAL when none is."""
+    for kind in type(error).__mro__:
+        if kind in STATUS_OF_ERROR:
+            return STATUS_OF_ERROR[kind]
+    return grpc.StatusCode.INTERNAL
 
 _ITEM_STATUS = {
     ItemStatus.OK: pb.ITEM_STATUS_OK,
@@ -129,13 +141,12 @@ class RelevanceServicer(pb_grpc.RelevanceServicer):
             remaining = context.time_remaining()
             deadline = None if remaining is None else _answer_by(remaining)
             return to_response(self.engine.score(request.query, items, explain=request.explain, deadline=deadline))
-        except tuple(STATUS_OF_ERROR) as exc:
-            code = STATUS_OF_ERROR[type(exc)]
+        except Exception as exc:
+            code = status_of(exc)
+            if code == grpc.StatusCode.INTERNAL:
+                log.exception("ScoreItems failed", extra={"query": request.query[:200]})
+                context.abort(code, "internal error while scoring; see the server log")
             context.abort(code, str(exc))
-        except Exception:
-            code = grpc.StatusCode.INTERNAL
-            log.exception("ScoreItems failed", extra={"query": request.query[:200]})
-            context.abort(code, "internal error while scoring; see the server log")
         finally:
             metrics.REQUESTS.labels(code.name).inc()
             metrics.REQUEST_SECONDS.observe(time.perf_counter() - started)

@@ -13,9 +13,10 @@ REQUEST_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
 )
 ITEMS = Counter("entrel_items_total", "Items scored, by status", ["status"])
-CACHE_HITS = Counter("entrel_cache_hits_total", "(item, entity) scores read from the snapshot")
-CACHE_MISSES = Counter("entrel_cache_misses_total", "Distinct (query, entity) pairs not in the snapshot")
-PRIOR_PAIRS = Counter("entrel_prior_pairs_total", "Pairs answered with the prior (deadline, cap, failure)")
+# Hits and misses count (item, entity) lookups, like the response's cache_hits / cache_misses.
+CACHE_HITS = Counter("entrel_cache_hits_total", "(item, entity) lookups answered from the snapshot")
+CACHE_MISSES = Counter("entrel_cache_misses_total", "(item, entity) lookups not in the snapshot (scored live or given the prior)")
+PRIOR_PAIRS = Counter("entrel_prior_pairs_total", "Distinct (query, entity) pairs answered with the prior (deadline, cap, failure)")
 LIVE_BATCH_PAIRS = Histogram(
     "entrel_live_batch_pairs", "Pairs per live model batch", buckets=(1, 4, 16, 32, 64, 128, 256, 512)
 )
@@ -26,6 +27,8 @@ SHED_REQUESTS = Counter("entrel_shed_requests_total", "Requests refused because 
 QUEUE_DEPTH = Gauge("entrel_live_queue_pairs", "Live pairs queued or being scored")
 SNAPSHOT_SWAPS = Counter("entrel_snapshot_swaps_total", "Snapshots picked up without restart")
 SNAPSHOT_REFUSED = Counter("entrel_snapshot_refused_total", "Snapshots refused (corrupt or other model)")
+# Read from the miss-log writer at scrape time (the cache layer knows nothing of metrics).
+MISS_LOG_DROPPED = Gauge("entrel_miss_log_dropped_records", "Miss-log records dropped since start because the write queue was full")
 
 
 def serve_metrics(port: int, host: str) -> None:

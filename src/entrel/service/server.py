@@ -46,6 +46,8 @@ class RelevanceServer:
         cfg = settings.server
         self.batcher = MicroBatcher(self.scorer, _MAX_BATCH_PAIRS, cfg.batch_wait_ms / 1000, cfg.queue_capacity_pairs)
         self.miss_log = MissLogWriter(settings.miss_log_dir) if cfg.log_misses else None
+        if (miss_log := self.miss_log) is not None:
+            metrics.MISS_LOG_DROPPED.set_function(lambda: miss_log.dropped)
         self.health = health.HealthServicer()
         self._set_health(False)
         self.watcher = SnapshotWatcher(

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from entrel.cache import SnapshotError, SnapshotStore
 from entrel.catalog import Entity
 from entrel.config import Settings
-from offline import extract
+from entrel.offline import extract
 
 __all__ = ["item_entities"]
 
