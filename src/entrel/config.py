@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import entrel.demo_data
 from entrel.errors import EntrelError
 
 __all__ = [
@@ -39,10 +38,10 @@ __all__ = [
     "load_settings",
 ]
 
-# The demo catalog, query log and labels ship inside the package (data/demo/
-# installs as `entrel.demo_data`), so an installed wheel runs the demo from any
-# directory; everything written goes under `data_dir`, relative to the working directory.
-DEMO_DATA = Path(entrel.demo_data.__file__).resolve().parent
+# The project's own data, relative to the repository root (also the default
+# working directory of `make demo`).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEMO_DATA = PROJECT_ROOT / "data" / "demo"
 
 
 class ConfigError(EntrelError, ValueError):
@@ -128,9 +127,11 @@ class LogicSettings:
     # Exponent of the coverage term against the compatibility terms.
     coverage_weight: float = 1.0
     type_weights: TypeWeights = field(default_factory=TypeWeights)
-    # Score used for an item when there is nothing to judge (unknown item, no
-    # entities), and for a pair not scored in time (0.5 = neutral for a pair).
+    # Score of a pair not scored in time (0.5 = neutral for a pair).
     prior: float = 0.5
+    # Score of an item that cannot be judged at all (unknown id, no entities):
+    # below any real match, so sorting by score never ranks it above a judged item.
+    unjudged_score: float = 0.0
     # An item below this score "breaks the match"; the entity whose
     # contradiction lowers it most is flagged in the explanation.
     match_threshold: float = 0.5
@@ -151,8 +152,10 @@ class NightlySettings:
     # stage retrieves for it ("retrieval"), or every entity ("all").
     candidates: str = "retrieval"
     items_per_query: int = 100
-    # Include live misses logged by the server since the last run.
+    # Include live misses logged by the server since the last run: at most
+    # this many distinct queries, the most often missed first.
     use_miss_log: bool = True
+    max_miss_queries: int = 2000
     keep_snapshots: int = 3
     map_size_mb: int = 4096
 
@@ -163,7 +166,22 @@ class ServerSettings:
     port: int = 50551
     max_workers: int = 16
     max_items: int = 1000
+    # Counted before and after normalisation (NFKC can expand a character 18x).
     max_query_chars: int = 512
+    # Larger request bodies are refused by gRPC (RESOURCE_EXHAUSTED) before decoding.
+    max_request_bytes: int = 1048576
+    # Inline items, checked before any parsing (INVALID_ARGUMENT naming the
+    # limit): per request, per item and per field. Titles count after
+    # normalisation too; extraction reads only the first
+    # extraction.description_chars of a description.
+    max_inline_items: int = 100
+    max_inline_chars: int = 100000
+    max_inline_title_chars: int = 1000
+    max_inline_description_chars: int = 10000
+    # item_id, brand, color, each category level, each attribute key and value.
+    max_inline_field_chars: int = 256
+    max_inline_category_levels: int = 10
+    max_inline_attributes: int = 50
     # Used when the client sets no deadline.
     default_deadline_ms: int = 2000
     # Distinct live pairs one request may queue; the rest get the prior.
@@ -177,8 +195,15 @@ class ServerSettings:
     reload_interval_s: float = 1.0
     # Prometheus metrics on this port; 0 disables.
     metrics_port: int = 0
-    # Log live misses so the next nightly run can precompute them.
+    # Log live misses so the next nightly run can precompute them: repeats
+    # within a window are merged into one counted record; files rotate at the
+    # per-file cap and the oldest are deleted past the total cap.
     log_misses: bool = True
+    miss_log_window_s: float = 60.0
+    miss_log_file_mb: float = 16.0
+    miss_log_total_mb: float = 256.0
+    # At most one log line per kind of bad request in this interval.
+    bad_request_log_interval_s: float = 10.0
     grace_period_s: float = 5.0
 
 
@@ -223,7 +248,7 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with dotted keys changed, e.g. ``replace(**{"logic.tnorm": "min"})``."""
-        return _apply(self, dict(changes), source="replace()")
+        return _apply(self, {k: v for k, v in changes.items()}, source="replace()")
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -341,6 +366,22 @@ def _validate(s: Settings) -> None:
         (s.nightly.top_k_queries > 0, "nightly.top_k_queries must be positive"),
         (s.server.max_items > 0, "server.max_items must be positive"),
         (s.server.max_query_chars > 0, "server.max_query_chars must be positive"),
+        (s.server.max_request_bytes > 0, "server.max_request_bytes must be positive"),
+        (
+            min(
+                s.server.max_inline_items,
+                s.server.max_inline_chars,
+                s.server.max_inline_title_chars,
+                s.server.max_inline_field_chars,
+            )
+            > 0,
+            "server.max_inline_items, _chars, _title_chars and _field_chars must be positive",
+        ),
+        (
+            0 < s.server.miss_log_file_mb <= s.server.miss_log_total_mb,
+            "server.miss_log_file_mb must be positive and at most server.miss_log_total_mb",
+        ),
+        (s.nightly.max_miss_queries >= 0, "nightly.max_miss_queries must not be negative"),
         (s.model.max_length >= 8, "model.max_length must be at least 8"),
         (s.model.token_budget >= s.model.max_length, "model.token_budget must be at least model.max_length"),
         (s.extraction.max_entities_per_item > 0, "extraction.max_entities_per_item must be positive"),

@@ -408,6 +408,13 @@ class EntityExtractor:
         """The item's entities, in EntityType order then text; [] when nothing is recognisable."""
         return self.extract_many([item])[0]
 
+    def extract_transient(self, item: CatalogItem) -> list[Entity]:
+        """:meth:`extract` for a long-running server: the strings this item adds
+        to spaCy's vocabulary are freed afterwards, so a flood of novel text
+        cannot grow memory without bound."""
+        with self._nlp.memory_zone():
+            return self.extract(item)
+
     def extract_many(self, items: Sequence[CatalogItem], progress: bool = False) -> list[list[Entity]]:
         """:meth:`extract` for many items, tagging titles in batches."""
         docs: Iterable[Doc] = self._nlp.pipe((normalize(item.title) for item in items), batch_size=_BATCH_SIZE)

@@ -28,10 +28,10 @@ from entrel.cache.misslog import MissLogWriter
 from entrel.catalog import CatalogItem, Entity
 from entrel.catalog.extractor import EntityExtractor, Vocabulary
 from entrel.config import Settings
-from entrel.errors import EntrelError
 from entrel.logic import NEUTRAL, Aggregate, Aggregator
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher
+from entrel.service.limits import inline_problem
 from entrel.text import normalize
 
 __all__ = [
@@ -50,7 +50,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class InvalidRequest(EntrelError, ValueError):
+class InvalidRequest(ValueError):
     """The request itself is wrong (empty or over-long query, too many items)."""
 
 
@@ -83,7 +83,7 @@ _OK, _UNKNOWN, _EMPTY, _DEGRADED = range(4)
 _STATUSES = (
     (ItemStatus.OK, ""),
     (ItemStatus.UNKNOWN_ITEM, ""),  # message depends on whether a snapshot is served
-    (ItemStatus.NO_ENTITIES, "no entities extracted: prior score"),
+    (ItemStatus.NO_ENTITIES, "no entities extracted: not judged"),
     (ItemStatus.DEGRADED, "some entities got the prior score"),
 )
 
@@ -156,6 +156,8 @@ class _Resolved:
     inline: np.ndarray
     local_entities: list[Entity]
     titles: list[str]
+    # Inline items whose extraction did not start before the deadline.
+    unextracted: frozenset[int] = frozenset()
 
 
 class RelevanceEngine:
@@ -191,6 +193,11 @@ class RelevanceEngine:
         normalized = normalize(query)
         if not normalized:
             raise InvalidRequest("query is empty (nothing left after normalisation)")
+        if len(normalized) > limits.max_query_chars:
+            raise InvalidRequest(
+                f"query is {len(normalized)} characters after normalisation; "
+                f"the limit is server.max_query_chars={limits.max_query_chars}"
+            )
         if n_items > limits.max_items:
             raise InvalidRequest(f"{n_items} items requested; the limit is server.max_items={limits.max_items}")
         return normalized
@@ -203,10 +210,12 @@ class RelevanceEngine:
         """Score `items` for `query`; `deadline` is on the monotonic clock."""
         started = time.perf_counter()
         normalized = self.validate(query, len(items))
+        if problem := inline_problem(((i, r.inline) for i, r in enumerate(items) if r.inline), self.settings.server):
+            raise InvalidRequest(problem)
         if deadline is None:
             deadline = time.monotonic() + self.settings.server.default_deadline_ms / 1000
         snap = self._snapshot.current()
-        resolved = self._resolve(snap, items, explain)
+        resolved = self._resolve(snap, items, explain, deadline)
         row = snap.row(normalized) if snap is not None else None
         scores, sources, hits = self._lookup(row, resolved.ids)
         result = ScoreResult(
@@ -266,7 +275,28 @@ class RelevanceEngine:
         table = np.concatenate([base, np.array(local, dtype=np.float32), np.ones(1, dtype=np.float32)])
         return table[resolved.ids]
 
-    def _resolve(self, snap: SnapshotReader | None, items: Sequence[ItemRequest], explain: bool) -> _Resolved:
+    def _extract_inline(
+        self, snap: SnapshotReader | None, items: list[CatalogItem], deadline: float
+    ) -> list[list[Entity] | None]:
+        """Entities of each inline item, None for those not started before `deadline`.
+
+        Items are extracted one by one, each a bounded piece of work (see
+        limits), so the lock is never held long and a request waiting for it
+        gives up at its deadline, degrading only its own items.
+        """
+        out: list[list[Entity] | None] = [None] * len(items)
+        for k, item in enumerate(items):
+            if not self._extract_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                break
+            try:
+                out[k] = self._extractor(snap).extract_transient(item)
+            finally:
+                self._extract_lock.release()
+        return out
+
+    def _resolve(
+        self, snap: SnapshotReader | None, items: Sequence[ItemRequest], explain: bool, deadline: float
+    ) -> _Resolved:
         n = len(items)
         if snap is not None:
             rows = np.fromiter((snap.item_rows.get(r.item_id, -1) if r.inline is None else -1 for r in items), np.int64, n)
@@ -282,9 +312,11 @@ class RelevanceEngine:
             n_snapshot_entities = 0
         inline_rows = [i for i, r in enumerate(items) if r.inline is not None]
         local: list[Entity] = []
+        unextracted: frozenset[int] = frozenset()
         if inline_rows:
-            with self._extract_lock:
-                extracted = self._extractor(snap).extract_many([r.inline for r in items if r.inline is not None])
+            maybe = self._extract_inline(snap, [items[i].inline for i in inline_rows], deadline)
+            unextracted = frozenset(row for row, e in zip(inline_rows, maybe, strict=True) if e is None)
+            extracted = [e or [] for e in maybe]
             local_ids: dict[Entity, int] = {}
             width = max(ids.shape[1], max((len(e) for e in extracted), default=0))
             if width > ids.shape[1]:
@@ -300,12 +332,11 @@ class RelevanceEngine:
         titles = [""] * n
         if explain:
             titles = snap.titles([r.item_id for r in items]) if snap is not None else titles
-            for i, r in enumerate(items):
-                if r.inline is not None:
-                    titles[i] = r.inline.title
+            for i in inline_rows:
+                titles[i] = items[i].inline.title
         inline = np.zeros(n, dtype=bool)
         inline[inline_rows] = True
-        return _Resolved(ids, counts, known, inline, local, titles)
+        return _Resolved(ids, counts, known, inline, local, titles, unextracted)
 
     @staticmethod
     def _lookup(row: tuple[np.ndarray, np.ndarray] | None, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -341,13 +372,14 @@ class RelevanceEngine:
         miss_ids = np.unique(resolved.ids[missing])
         result.cache_misses = int(missing.sum())
         entities = [self._entity(snap, resolved, int(i)) for i in miss_ids]
-        if self._miss_log is not None:
-            self._miss_log.record(query, entities, result.query_cached)
         cap = self.settings.server.max_live_pairs_per_request
         values = np.full(len(miss_ids), self.settings.logic.prior, dtype=np.float32)
         scored = np.zeros(len(miss_ids), dtype=bool)
         notes: dict[int, str] = {}
         futures = self._batcher.submit([(query, e.render()) for e in entities[:cap]], deadline)
+        # Logged only once admitted: a shed request leaves no trace for the nightly.
+        if self._miss_log is not None:
+            self._miss_log.record(query, entities, result.query_cached)
         wait(futures, timeout=max(0.0, deadline - time.monotonic()))
         for k, future in enumerate(futures):
             if not future.done():
@@ -369,9 +401,8 @@ class RelevanceEngine:
 
     @staticmethod
     def _entity(snap: SnapshotReader | None, resolved: _Resolved, entity_id: int) -> Entity:
-        if snap is not None and entity_id < len(snap.entities):
-            return snap.entities[entity_id]
-        return resolved.local_entities[entity_id - (len(snap.entities) if snap is not None else 0)]
+        base = len(snap.entities) if snap is not None else 0
+        return snap.entities[entity_id] if entity_id < base else resolved.local_entities[entity_id - base]
 
     @staticmethod
     def _statuses(resolved: _Resolved, sources: np.ndarray, aggregate: Aggregate) -> np.ndarray:
@@ -395,12 +426,15 @@ class RelevanceEngine:
         items: Sequence[ItemRequest],
         explain: bool,
     ) -> list[ItemResult]:
-        codes = self._statuses(resolved, sources, aggregate).tolist()
-        item_scores = aggregate.scores.tolist()
+        code_array = self._statuses(resolved, sources, aggregate)
+        # Not judged: below any real match, so a client sorting by score never prefers it.
+        unjudged = np.isin(code_array, (_UNKNOWN, _EMPTY))
+        item_scores = np.where(unjudged, self.settings.logic.unjudged_score, aggregate.scores).tolist()
+        codes = code_array.tolist()
         coverage, compatibility = aggregate.coverage.tolist(), aggregate.compatibility.tolist()
         unknown_message = "item id not in the serving snapshot" if snap is not None else "no snapshot is being served"
+        late_message = "entities not extracted within the request deadline: not judged"
         if explain:  # plain lists: indexing numpy scalars one by one is slow
-            assert aggregate.lift is not None and aggregate.breaker is not None and aggregate.cover is not None, "explained as asked"
             ids, counts = resolved.ids.tolist(), resolved.counts.tolist()
             score_rows, source_rows = scores.tolist(), sources.tolist()
             lift_rows, breakers, covers = aggregate.lift.tolist(), aggregate.breaker.tolist(), aggregate.cover.tolist()
@@ -430,7 +464,7 @@ class RelevanceEngine:
                     request.item_id,
                     item_scores[i],
                     status,
-                    unknown_message if codes[i] == _UNKNOWN else message,
+                    unknown_message if codes[i] == _UNKNOWN else late_message if i in resolved.unextracted else message,
                     resolved.titles[i],
                     entities,
                     coverage[i],
