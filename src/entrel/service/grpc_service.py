@@ -9,15 +9,19 @@ import grpc
 
 from entrel.catalog import CatalogItem
 from entrel.errors import EntrelError
+from entrel.logs import LogThrottle
 from entrel.service import metrics
 from entrel.service.batcher import DeadlineExceeded, Overloaded
+from entrel.service.decoding import Undecodable, lenient_decoder
 from entrel.service.engine import InvalidRequest, ItemRequest, ItemStatus, RelevanceEngine, Role, ScoreResult, Source
 from entrel.v1 import relevance_pb2 as pb
 from entrel.v1 import relevance_pb2_grpc as pb_grpc
 
-__all__ = ["RelevanceServicer", "STATUS_OF_ERROR", "status_of"]
+__all__ = ["RelevanceServicer", "SERVICE_NAME", "STATUS_OF_ERROR", "add_to_server", "status_of"]
 
 log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Relevance"].full_name
 
 # One table from error kind to gRPC status. Every error of the service derives from
 # EntrelError; a kind not listed takes the status of its nearest listed ancestor.
@@ -130,11 +134,16 @@ class RelevanceServicer(pb_grpc.RelevanceServicer):
 
     def __init__(self, engine: RelevanceEngine) -> None:
         self.engine = engine
+        self._bad_requests = LogThrottle(log, engine.settings.server.bad_request_log_interval_s)
 
-    def ScoreItems(self, request: pb.ScoreItemsRequest, context: grpc.ServicerContext) -> pb.ScoreItemsResponse:
+    def ScoreItems(
+        self, request: pb.ScoreItemsRequest | Undecodable, context: grpc.ServicerContext
+    ) -> pb.ScoreItemsResponse:
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
+            if isinstance(request, Undecodable):
+                raise InvalidRequest(request.reason)
             # Checked before building the item list, so a huge request is refused cheaply.
             self.engine.validate(request.query, len(request.items))
             items = [_item_request(i, ref) for i, ref in enumerate(request.items)]
@@ -144,9 +153,23 @@ class RelevanceServicer(pb_grpc.RelevanceServicer):
         except Exception as exc:
             code = status_of(exc)
             if code == grpc.StatusCode.INTERNAL:
-                log.exception("ScoreItems failed", extra={"query": request.query[:200]})
+                query = request.query[:200] if isinstance(request, pb.ScoreItemsRequest) else ""
+                log.exception("ScoreItems failed", extra={"query": query})
                 context.abort(code, "internal error while scoring; see the server log")
+            if code == grpc.StatusCode.INVALID_ARGUMENT:
+                self._bad_requests.warning(type(request).__name__, "bad request refused", error=str(exc)[:300])
             context.abort(code, str(exc))
         finally:
             metrics.REQUESTS.labels(code.name).inc()
             metrics.REQUEST_SECONDS.observe(time.perf_counter() - started)
+
+
+def add_to_server(servicer: RelevanceServicer, server: grpc.Server) -> None:
+    """Register `servicer` like the generated helper does, but with a decoder
+    that turns an undecodable body into INVALID_ARGUMENT instead of INTERNAL."""
+    handler = grpc.unary_unary_rpc_method_handler(
+        servicer.ScoreItems,
+        request_deserializer=lenient_decoder(pb.ScoreItemsRequest),
+        response_serializer=pb.ScoreItemsResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, {"ScoreItems": handler}),))

@@ -25,10 +25,14 @@ DEDUPED_PAIRS = Counter("entrel_deduped_pairs_total", "Live pairs shared with on
 EXPIRED_PAIRS = Counter("entrel_expired_pairs_total", "Live pairs dropped because every waiter's deadline passed")
 SHED_REQUESTS = Counter("entrel_shed_requests_total", "Requests refused because the live queue was full")
 QUEUE_DEPTH = Gauge("entrel_live_queue_pairs", "Live pairs queued or being scored")
+MISS_LOG_DROPPED = Counter(
+    "entrel_miss_log_dropped_total",
+    "Miss log losses: records when its queue was full (queue_full), bytes of old files deleted for its cap (deleted_bytes)",
+    ["reason"],
+)
 SNAPSHOT_SWAPS = Counter("entrel_snapshot_swaps_total", "Snapshots picked up without restart")
 SNAPSHOT_REFUSED = Counter("entrel_snapshot_refused_total", "Snapshots refused (corrupt or other model)")
 # Read from the miss-log writer at scrape time (the cache layer knows nothing of metrics).
-MISS_LOG_DROPPED = Gauge("entrel_miss_log_dropped_records", "Miss-log records dropped since start because the write queue was full")
 
 
 def serve_metrics(port: int, host: str) -> None:

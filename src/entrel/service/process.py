@@ -29,6 +29,7 @@ _STOP_TIMEOUT_S = 60
 @dataclass
 class ServerProcess:
     address: str
+    pid: int
     # From process start to the health service reporting SERVING.
     startup_s: float
     # Set when the block is left: the server's exit code after SIGTERM.
@@ -63,7 +64,7 @@ def serving(config_args: Sequence[str], log_path: Path) -> Iterator[ServerProces
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
     address = f"127.0.0.1:{port}"
     try:
-        served = ServerProcess(address, _await_serving(address, process, log_path))
+        served = ServerProcess(address, process.pid, _await_serving(address, process, log_path))
         yield served
     finally:
         process.send_signal(signal.SIGTERM)

@@ -20,16 +20,13 @@ from entrel.scoring import CrossEncoderScorer, Scorer
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher
 from entrel.service.engine import RelevanceEngine
-from entrel.service.grpc_service import RelevanceServicer
+from entrel.service.grpc_service import SERVICE_NAME, RelevanceServicer, add_to_server
 from entrel.service.snapshots import SnapshotWatcher
-from entrel.v1 import relevance_pb2 as pb
-from entrel.v1 import relevance_pb2_grpc as pb_grpc
 
 __all__ = ["RelevanceServer", "SERVICE_NAME"]
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Relevance"].full_name
 _MAX_BATCH_PAIRS = 128
 
 
@@ -45,9 +42,17 @@ class RelevanceServer:
         self.scorer = scorer if scorer is not None else CrossEncoderScorer(settings.model)
         cfg = settings.server
         self.batcher = MicroBatcher(self.scorer, _MAX_BATCH_PAIRS, cfg.batch_wait_ms / 1000, cfg.queue_capacity_pairs)
-        self.miss_log = MissLogWriter(settings.miss_log_dir) if cfg.log_misses else None
-        if (miss_log := self.miss_log) is not None:
-            metrics.MISS_LOG_DROPPED.set_function(lambda: miss_log.dropped)
+        self.miss_log = (
+            MissLogWriter(
+                settings.miss_log_dir,
+                window_s=cfg.miss_log_window_s,
+                file_bytes=int(cfg.miss_log_file_mb * 2**20),
+                total_bytes=int(cfg.miss_log_total_mb * 2**20),
+                on_drop=lambda reason, amount: metrics.MISS_LOG_DROPPED.labels(reason).inc(amount),
+            )
+            if cfg.log_misses
+            else None
+        )
         self.health = health.HealthServicer()
         self._set_health(False)
         self.watcher = SnapshotWatcher(
@@ -59,9 +64,9 @@ class RelevanceServer:
         self.engine = RelevanceEngine(settings, self.scorer.fingerprint, self.watcher, self.batcher, self.miss_log)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix="entrel-rpc"),
-            options=[("grpc.so_reuseport", 0)],
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", cfg.max_request_bytes)],
         )
-        pb_grpc.add_RelevanceServicer_to_server(RelevanceServicer(self.engine), self._server)
+        add_to_server(RelevanceServicer(self.engine), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
