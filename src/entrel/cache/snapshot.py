@@ -21,6 +21,7 @@ of looping in Python.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import weakref
@@ -40,6 +41,29 @@ __all__ = ["Manifest", "SnapshotError", "SnapshotReader", "SnapshotWriter"]
 _DBS = (b"meta", b"entities", b"items", b"titles", b"rows")
 _COMMIT_EVERY = 5000
 MANIFEST_FILE = "manifest.json"
+# SHA-256 of data.mdb as written, so a damaged file is named as such.
+CHECKSUM_FILE = "data.sha256"
+
+
+def _data_checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path / "data.mdb", "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _damage(path: Path) -> str | None:
+    """Why the snapshot at `path` cannot be trusted: its checksum fails or it was never finished."""
+    try:
+        expected = (path / CHECKSUM_FILE).read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        if not (path / MANIFEST_FILE).is_file():
+            return "has no manifest (incomplete write?)"
+        return None  # written before checksums were kept
+    if _data_checksum(path) != expected:
+        return f"data.mdb fails its checksum in {CHECKSUM_FILE} (the file was damaged or changed after writing)"
+    return None
 
 
 class SnapshotError(EntrelError, RuntimeError):
@@ -141,6 +165,7 @@ class SnapshotWriter:
         self.put_meta("manifest", manifest.to_json())
         self._env.sync(True)
         self._env.close()
+        (self.path / CHECKSUM_FILE).write_text(_data_checksum(self.path) + "\n", encoding="ascii")
         (self.path / MANIFEST_FILE).write_text(manifest.to_json() + "\n", encoding="utf-8")
         return manifest
 
@@ -183,13 +208,13 @@ class SnapshotReader:
                 raw_manifest = txn.get(b"manifest", db=self._dbs[b"meta"])
                 raw_vocabulary = txn.get(b"vocabulary", db=self._dbs[b"meta"])
         except (lmdb.Error, OSError) as exc:
-            raise SnapshotError(f"snapshot {self.path} cannot be opened: {exc}") from exc
+            raise SnapshotError(f"snapshot {self.path} {_damage(self.path) or f'cannot be opened: {exc}'}") from exc
         if raw_manifest is None:
-            raise SnapshotError(f"snapshot {self.path} has no manifest (incomplete write?)")
+            raise SnapshotError(f"snapshot {self.path} {_damage(self.path) or 'has no manifest in its data'}")
         try:
             self.manifest = Manifest.from_json(raw_manifest.decode())
         except (ValueError, TypeError) as exc:
-            raise SnapshotError(f"snapshot {self.path} has an unreadable manifest: {exc}") from exc
+            raise SnapshotError(f"snapshot {self.path} {_damage(self.path) or f'has an unreadable manifest: {exc}'}") from exc
         if self.manifest.format_version != FORMAT_VERSION:
             raise SnapshotError(
                 f"snapshot {self.path} has format version {self.manifest.format_version}, "
@@ -211,7 +236,7 @@ class SnapshotReader:
                     item_ids.append(key.decode("utf-8"))
                     rows.append(np.frombuffer(value, dtype="<u4"))
         except (lmdb.Error, ValueError, UnicodeDecodeError) as exc:
-            raise SnapshotError(f"snapshot {self.path} is corrupt: {exc}") from exc
+            raise SnapshotError(f"snapshot {self.path} {_damage(self.path) or f'is corrupt: {exc}'}") from exc
         counts = self.manifest.counts
         if len(entities) != counts.get("entities") or len(item_ids) != counts.get("items"):
             raise SnapshotError(
@@ -252,7 +277,9 @@ class SnapshotReader:
             return [k[2:].decode() for k in txn.cursor(self._dbs[b"rows"]).iternext(values=False) if k[:2] == b"q:"]
 
     def verify(self) -> None:
-        """Full check of every row against the manifest; raises SnapshotError."""
+        """Full check of the data file's checksum and every row against the manifest; raises SnapshotError."""
+        if damage := _damage(self.path):
+            raise SnapshotError(f"snapshot {self.path} {damage}")
         n_entities = len(self.entities)
         rows = pairs = 0
         try:

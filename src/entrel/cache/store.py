@@ -137,6 +137,11 @@ class SnapshotStore:
             if old != current:
                 shutil.rmtree(self.path_of(old), ignore_errors=True)
                 removed.append(old)
+        return removed + self.remove_staging()
+
+    def remove_staging(self) -> list[str]:
+        """Delete staging folders (left by killed runs); only safe while holding the nightly lock."""
+        removed = []
         if self.root.is_dir():
             for staging in self.root.glob(f"{_STAGING}*"):
                 shutil.rmtree(staging, ignore_errors=True)
