@@ -136,7 +136,11 @@ def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True)
             log.info("stale staging folders removed", extra={"folders": stale})
         clock = time.perf_counter()
         catalog = extract.run(settings, progress=progress)
-        misses = read_misses(settings.miss_log_dir, _MISS_LOG_DAYS, settings.nightly.max_miss_queries) if settings.nightly.use_miss_log else MissSummary()
+        misses = (
+            read_misses(settings.miss_log_dir, _MISS_LOG_DAYS, settings.nightly.max_miss_queries)
+            if settings.nightly.use_miss_log
+            else MissSummary()
+        )
         mined = mine_queries(settings.nightly, misses)
         queries = [q for q, _ in mined.queries]
         # Entities seen only in misses (inline items) get ids too, so they can be cached.

@@ -34,6 +34,7 @@ def lenient_decoder(message_type: type[M]) -> Callable[[bytes], M | Undecodable]
         try:
             return message_type.FromString(body)
         except Exception as exc:  # any failure here is the body's fault: DecodeError, bad UTF-8, ...
-            return Undecodable(f"request body is not a valid {name} (bad protobuf or invalid UTF-8 in a string): {type(exc).__name__}")
+            why = f"bad protobuf or invalid UTF-8 in a string: {type(exc).__name__}"
+            return Undecodable(f"request body is not a valid {name} ({why})")
 
     return decode

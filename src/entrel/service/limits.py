@@ -62,7 +62,8 @@ def inline_problem(items: Iterable[tuple[int, CatalogItem]], limits: ServerSetti
     for index, item in items:
         count += 1
         if count > limits.max_inline_items:
-            return f"more than {limits.max_inline_items} inline items; the limit is server.max_inline_items={limits.max_inline_items}"
+            limit = limits.max_inline_items
+            return f"more than {limit} inline items; the limit is server.max_inline_items={limit}"
         if problem := _item_problem(f"items[{index}].inline", item, limits):
             return problem
         total += _chars(item)
