@@ -175,6 +175,9 @@ class ServerSettings:
     # normalisation too; extraction reads only the first
     # extraction.description_chars of a description.
     max_inline_items: int = 100
+    # Requests with inline items in flight at once; more are refused
+    # (RESOURCE_EXHAUSTED) so they never take every worker thread.
+    max_inline_requests: int = 4
     max_inline_chars: int = 100000
     max_inline_title_chars: int = 1000
     max_inline_description_chars: int = 10000
@@ -377,6 +380,7 @@ def _validate(s: Settings) -> None:
             > 0,
             "server.max_inline_items, _chars, _title_chars and _field_chars must be positive",
         ),
+        (0 < s.server.max_inline_requests < s.server.max_workers, "server.max_inline_requests must be within [1, max_workers)"),
         (
             0 < s.server.miss_log_file_mb <= s.server.miss_log_total_mb,
             "server.miss_log_file_mb must be positive and at most server.miss_log_total_mb",

@@ -30,7 +30,7 @@ from entrel.catalog.extractor import EntityExtractor, Vocabulary
 from entrel.config import Settings
 from entrel.logic import NEUTRAL, Aggregate, Aggregator
 from entrel.service import metrics
-from entrel.service.batcher import MicroBatcher
+from entrel.service.batcher import MicroBatcher, Overloaded
 from entrel.service.limits import inline_problem
 from entrel.text import normalize
 
@@ -182,6 +182,7 @@ class RelevanceEngine:
         self._extractors: dict[str, EntityExtractor] = {}
         # spaCy pipelines are not safe to share between threads.
         self._extract_lock = threading.Lock()
+        self._inline_slots = threading.BoundedSemaphore(settings.server.max_inline_requests)
 
     # -- request validation ------------------------------------------------
 
@@ -214,6 +215,21 @@ class RelevanceEngine:
             raise InvalidRequest(problem)
         if deadline is None:
             deadline = time.monotonic() + self.settings.server.default_deadline_ms / 1000
+        if not any(r.inline is not None for r in items):
+            return self._score(normalized, items, explain, deadline, started)
+        # Inline items cost extraction and live scoring: a few such requests at
+        # a time, so they never hold every worker thread from cached requests.
+        if not self._inline_slots.acquire(blocking=False):
+            limit = self.settings.server.max_inline_requests
+            raise Overloaded(f"{limit} requests with inline items are in flight (server.max_inline_requests); retry")
+        try:
+            return self._score(normalized, items, explain, deadline, started)
+        finally:
+            self._inline_slots.release()
+
+    def _score(
+        self, normalized: str, items: Sequence[ItemRequest], explain: bool, deadline: float, started: float
+    ) -> ScoreResult:
         snap = self._snapshot.current()
         resolved = self._resolve(snap, items, explain, deadline)
         row = snap.row(normalized) if snap is not None else None
@@ -278,15 +294,17 @@ class RelevanceEngine:
     def _extract_inline(
         self, snap: SnapshotReader | None, items: list[CatalogItem], deadline: float
     ) -> list[list[Entity] | None]:
-        """Entities of each inline item, None for those not started before `deadline`.
+        """Entities of each inline item, None for those not started in time.
 
         Items are extracted one by one, each a bounded piece of work (see
-        limits), so the lock is never held long and a request waiting for it
-        gives up at its deadline, degrading only its own items.
+        limits), so the lock is never held long; a request starts no item
+        past the middle of its time left, keeping the rest for live scoring
+        and the answer, and degrades only its own items.
         """
+        stop_at = time.monotonic() + (deadline - time.monotonic()) / 2
         out: list[list[Entity] | None] = [None] * len(items)
         for k, item in enumerate(items):
-            if not self._extract_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            if not self._extract_lock.acquire(timeout=max(0.0, stop_at - time.monotonic())):
                 break
             try:
                 out[k] = self._extractor(snap).extract_transient(item)
