@@ -79,6 +79,28 @@ def test_corrupt_and_missing_snapshots_are_clear_errors(tmp_path):
         SnapshotReader(garbage)
 
 
+def test_verify_names_a_damaged_data_file_apart_from_an_unfinished_one(tmp_path):
+    store = SnapshotStore(tmp_path)
+    damaged = write_snapshot(store, [("q", np.array([0]), np.array([0.5]))])
+    data = store.path_of(damaged) / "data.mdb"
+    raw = bytearray(data.read_bytes())
+    for offset in range(4096, len(raw), 4096):  # a byte flipped in every page but the meta pages
+        raw[offset + 100] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    with pytest.raises(SnapshotError, match="fails its checksum"):
+        SnapshotReader(store.path_of(damaged)).verify()
+    unfinished = write_snapshot(store, [("q", np.array([0]), np.array([0.5]))])
+    for name in ("manifest.json", "data.sha256"):
+        (store.path_of(unfinished) / name).unlink()
+    data = store.path_of(unfinished) / "data.mdb"
+    raw = bytearray(data.read_bytes())
+    for offset in range(4096 * 2, len(raw), 4096):
+        raw[offset + 100] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    with pytest.raises(SnapshotError, match="no manifest"):
+        SnapshotReader(store.path_of(unfinished)).verify()
+
+
 def test_verify_catches_rows_outside_the_manifest(tmp_path):
     store = SnapshotStore(tmp_path)
     sid = write_snapshot(store, [("q", np.array([0, 1]), np.array([0.5, 1.5]))])

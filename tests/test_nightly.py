@@ -89,3 +89,16 @@ def test_killed_nightly_run_leaves_the_served_snapshot_untouched(served_settings
     assert store.current_id() == before
     assert store.list_ids() == [before]
     store.open(before, verify=True)
+
+
+def test_a_killed_runs_staging_folder_goes_when_the_next_run_starts(served_settings, tmp_path):
+    from entrel.scoring.cross_encoder import ModelNotFoundError
+
+    stale = tmp_path / "snapshots" / ".staging-20260101T000000000000Z-dead00"
+    stale.mkdir(parents=True)
+    (stale / "data.mdb").write_bytes(b"half a snapshot")
+    # This run fails when it loads the model, before it writes or prunes anything.
+    settings = served_settings.replace(data_dir=str(tmp_path), **{"model.name_or_path": str(tmp_path / "no-model")})
+    with pytest.raises(ModelNotFoundError):
+        nightly.run(settings, progress=False)
+    assert not stale.exists()

@@ -1,0 +1,229 @@
+"""Inline flood and body fuzz against a real server: memory, cached latency, status codes.
+
+Bounded in count and time, loopback only. Needs a promoted snapshot in the
+configured data dir (`make demo` makes one)::
+
+    python -m bench.flood [--config entrel.toml] [--set k=v] [--seconds 30] [--clients 16] [--fuzz 2000]
+
+Starts `entrel serve` (or uses `--address` and `--pid` of a running one),
+then for `--seconds` runs `--clients` threads sending inline items at the
+largest sizes the limits allow, each request with novel text, while one
+probe sends a fully cached request every 50 ms. Server RSS is sampled from
+/proc. Then `--fuzz` hostile bodies are sent raw. Prints a JSON report:
+RSS before/peak/after, probe p50/p99, flood status codes and latencies,
+fuzz status codes, miss log bytes written, load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+from bench.hostile import fuzz_body, largest_inline_items
+from entrel.cache import SnapshotStore
+from entrel.config import Settings, load_settings
+from entrel.service.process import serving
+from entrel.v1 import relevance_pb2 as pb
+from entrel.v1 import relevance_pb2_grpc as pb_grpc
+
+__all__ = ["flood", "fuzz", "main"]
+
+_METHOD = "/entrel.v1.Relevance/ScoreItems"
+_PROBE_EVERY_S = 0.05
+
+
+def _channel(address: str) -> grpc.Channel:
+    # Own connection per client, so the probe does not queue behind the flood's.
+    return grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextmanager
+def _sampling_rss(pid: int, out: list[float]) -> Iterator[None]:
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.25):
+            out.append(_rss_mb(pid))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def cached_request(settings: Settings, address: str, n_items: int = 20) -> pb.ScoreItemsRequest:
+    """A request the snapshot answers entirely from cache (query row present, every pair cached)."""
+    snap = SnapshotStore(settings.snapshot_root)
+    reader = snap.open(snap.current_id() or "")
+    stub = pb_grpc.RelevanceStub(_channel(address))
+    ids = list(reader.item_rows)[:300]
+    for query in reader.queries():
+        request = pb.ScoreItemsRequest(query=query, items=[pb.ItemRef(item_id=i) for i in ids], explain=True)
+        reply = stub.ScoreItems(request, timeout=30)
+        cached = [
+            r.item_id
+            for r in reply.items
+            if r.status == pb.ITEM_STATUS_OK and all(e.source == pb.SCORE_SOURCE_CACHED for e in r.entities)
+        ]
+        if len(cached) >= n_items:
+            return pb.ScoreItemsRequest(query=query, items=[pb.ItemRef(item_id=i) for i in cached[:n_items]])
+    raise RuntimeError("no query of the snapshot has enough fully cached items")
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    a = np.asarray(values)
+    summary = {f"p{q}": round(float(np.percentile(a, q)), 2) for q in (50, 95, 99)}
+    return {"n": len(values), **summary, "max": round(float(a.max()), 2)}
+
+
+def _timed(call: Callable[[], Any]) -> tuple[str, float]:
+    started = time.perf_counter()
+    try:
+        call()
+        code = "OK"
+    except grpc.RpcError as exc:
+        code = exc.code().name
+    return code, (time.perf_counter() - started) * 1000
+
+
+def flood(settings: Settings, address: str, pid: int, seconds: float, clients: int, seed: int = 0) -> dict[str, Any]:
+    """`clients` inline floods and one cached probe for `seconds`; RSS, codes, latencies."""
+    probe_request = cached_request(settings, address)
+    deadline_s = settings.server.default_deadline_ms / 1000
+    stop_at = time.monotonic() + seconds
+    lock = threading.Lock()
+    codes: Counter[str] = Counter()
+    flood_ms: list[float] = []
+    probe_ms: list[float] = []
+    probe_codes: Counter[str] = Counter()
+
+    def flooder(c: int) -> None:
+        rng = random.Random(seed * 1000 + c)
+        stub = pb_grpc.RelevanceStub(_channel(address))
+        while time.monotonic() < stop_at:
+            items = [pb.ItemRef(inline=i) for i in largest_inline_items(rng, settings.server)]
+            request = pb.ScoreItemsRequest(query=f"red chair {rng.getrandbits(24)}", items=items)
+            code, ms = _timed(lambda: stub.ScoreItems(request, timeout=deadline_s))
+            with lock:
+                codes[code] += 1
+                flood_ms.append(ms)
+
+    def prober() -> None:
+        stub = pb_grpc.RelevanceStub(_channel(address))
+        while time.monotonic() < stop_at:
+            code, ms = _timed(lambda: stub.ScoreItems(probe_request, timeout=5))
+            probe_codes[code] += 1
+            probe_ms.append(ms)
+            time.sleep(_PROBE_EVERY_S)
+
+    rss: list[float] = []
+    before = _rss_mb(pid)
+    with _sampling_rss(pid, rss):
+        threads = [threading.Thread(target=flooder, args=(c,)) for c in range(clients)]
+        threads.append(threading.Thread(target=prober))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    time.sleep(2)
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "inline_items_per_request": len(largest_inline_items(random.Random(0), settings.server)),
+        "rss_mb": {"before": round(before, 1), "peak": round(max(rss, default=before), 1), "after": round(_rss_mb(pid), 1)},
+        "rss_growth_mb": round(max(rss, default=before) - before, 1),
+        "flood_codes": dict(codes),
+        "flood_ms": _percentiles(flood_ms),
+        "flood_over_deadline": sum(ms > deadline_s * 1000 + 100 for ms in flood_ms),
+        "probe_codes": dict(probe_codes),
+        "probe_ms": _percentiles(probe_ms),
+    }
+
+
+def fuzz(address: str, bodies: int, seed: int = 0, threads: int = 8) -> dict[str, int]:
+    """Status codes of `bodies` hostile request bodies sent raw."""
+    rng = random.Random(seed)
+    valid = pb.ScoreItemsRequest(
+        query="red leather office chair", items=[pb.ItemRef(item_id="D0001"), pb.ItemRef(inline=pb.InlineItem(title="red chair"))]
+    ).SerializeToString()
+    payloads = [fuzz_body(rng, valid) for _ in range(bodies)]
+    call = _channel(address).unary_unary(_METHOD)
+    codes: Counter[str] = Counter()
+    lock = threading.Lock()
+    cursor = iter(range(bodies))
+
+    def worker() -> None:
+        for k in cursor:
+            code, _ = _timed(lambda: call(payloads[k], timeout=10))
+            with lock:
+                codes[code] += 1
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return dict(codes)
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.glob("*") if p.is_file()) if path.is_dir() else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--fuzz", type=int, default=2000)
+    parser.add_argument("--address", help="a running server (else one is started)")
+    parser.add_argument("--pid", type=int, help="its process id, for RSS")
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    settings = load_settings(args.config, args.overrides)
+    config_args = (["--config", args.config] if args.config else []) + [f"--set={o}" for o in args.overrides]
+    misses_before = _dir_bytes(settings.miss_log_dir)
+    log_path = Path(settings.data_dir) / "logs" / "server-flood.log"
+    started = serving(config_args, log_path) if args.address is None else nullcontext(None)
+    with started as served:
+        address, pid = (args.address, args.pid) if served is None else (served.address, served.pid)
+        report: dict[str, Any] = {"flood": flood(settings, address, pid, args.seconds, args.clients)}
+        report["fuzz_codes"] = fuzz(address, args.fuzz)
+        report["load_average"] = os.getloadavg()
+    report["miss_log_bytes_written"] = _dir_bytes(settings.miss_log_dir) - misses_before
+    if served is not None:
+        report["server_log_bytes"] = log_path.stat().st_size
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
