@@ -3,7 +3,7 @@
 Bounded in count and time, loopback only. Needs a promoted snapshot in the
 configured data dir (`make demo` makes one)::
 
-    python -m bench.flood [--config entrel.toml] [--set k=v] [--seconds 30] [--clients 16] [--fuzz 2000]
+    python -m entrel.bench.flood [--config entrel.toml] [--set k=v] [--seconds 30] [--clients 16] [--fuzz 2000]
 
 Starts `entrel serve` (or uses `--address` and `--pid` of a running one),
 then for `--seconds` runs `--clients` threads sending inline items at the
@@ -17,6 +17,7 @@ fuzz status codes, miss log bytes written, load average.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -31,7 +32,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from bench.hostile import fuzz_body, largest_inline_items
+from entrel.bench.hostile import fuzz_body, largest_inline_items
 from entrel.cache import SnapshotStore
 from entrel.config import Settings, load_settings
 from entrel.service.process import serving
@@ -127,7 +128,7 @@ def flood(settings: Settings, address: str, pid: int, seconds: float, clients: i
         while time.monotonic() < stop_at:
             items = [pb.ItemRef(inline=i) for i in largest_inline_items(rng, settings.server)]
             request = pb.ScoreItemsRequest(query=f"red chair {rng.getrandbits(24)}", items=items)
-            code, ms = _timed(lambda: stub.ScoreItems(request, timeout=deadline_s))
+            code, ms = _timed(functools.partial(stub.ScoreItems, request, timeout=deadline_s))
             with lock:
                 codes[code] += 1
                 flood_ms.append(ms)
@@ -171,14 +172,14 @@ def fuzz(address: str, bodies: int, seed: int = 0, threads: int = 8) -> dict[str
         query="red leather office chair", items=[pb.ItemRef(item_id="D0001"), pb.ItemRef(inline=pb.InlineItem(title="red chair"))]
     ).SerializeToString()
     payloads = [fuzz_body(rng, valid) for _ in range(bodies)]
-    call = _channel(address).unary_unary(_METHOD)
+    call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = _channel(address).unary_unary(_METHOD)
     codes: Counter[str] = Counter()
     lock = threading.Lock()
     cursor = iter(range(bodies))
 
     def worker() -> None:
         for k in cursor:
-            code, _ = _timed(lambda: call(payloads[k], timeout=10))
+            code, _ = _timed(functools.partial(call, payloads[k], timeout=10))
             with lock:
                 codes[code] += 1
 

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.hostile import fuzz_body, largest_inline_items
+from entrel.bench.hostile import fuzz_body, largest_inline_items
 from entrel.config import Settings
 from entrel.service.client import RelevanceClient
 from entrel.service.server import RelevanceServer
@@ -179,9 +179,13 @@ def _chair_title(n: int) -> str:
 # (name of the limit, request with n in place of the limit's value)
 LIMITS: dict[str, Callable[[int], pb.ScoreItemsRequest]] = {
     "max_query_chars": lambda n: pb.ScoreItemsRequest(query="a" * n, items=[pb.ItemRef(item_id="D0001")]),
-    "max_query_chars after normalisation": lambda n: pb.ScoreItemsRequest(query=_normalised_to(n), items=[pb.ItemRef(item_id="D0001")]),
+    "max_query_chars after normalisation": lambda n: pb.ScoreItemsRequest(
+        query=_normalised_to(n), items=[pb.ItemRef(item_id="D0001")]
+    ),
     "max_items": lambda n: pb.ScoreItemsRequest(query="chair", items=[pb.ItemRef(item_id="D0001")] * n),
-    "max_inline_title_chars": lambda n: pb.ScoreItemsRequest(query="chair", items=[pb.ItemRef(inline=pb.InlineItem(title=_chair_title(n)))]),
+    "max_inline_title_chars": lambda n: pb.ScoreItemsRequest(
+        query="chair", items=[pb.ItemRef(inline=pb.InlineItem(title=_chair_title(n)))]
+    ),
     "max_inline_title_chars after normalisation": lambda n: pb.ScoreItemsRequest(
         query="chair", items=[pb.ItemRef(inline=pb.InlineItem(title=_normalised_to(n)))]
     ),
@@ -194,7 +198,9 @@ LIMITS: dict[str, Callable[[int], pb.ScoreItemsRequest]] = {
     "max_inline_field_chars attribute value": lambda n: _inline(attributes={"color": "v" * n}),
     "max_inline_attributes": lambda n: _inline(attributes={f"key{k}": "red" for k in range(n)}),
     "max_inline_category_levels": lambda n: _inline(category_path=[f"level {k}" for k in range(n)]),
-    "max_inline_items": lambda n: pb.ScoreItemsRequest(query="chair", items=[pb.ItemRef(inline=pb.InlineItem(title="red chair"))] * n),
+    "max_inline_items": lambda n: pb.ScoreItemsRequest(
+        query="chair", items=[pb.ItemRef(inline=pb.InlineItem(title="red chair"))] * n
+    ),
     # 99 full titles, then a description taking the total to n
     "max_inline_chars": lambda n: pb.ScoreItemsRequest(
         query="chair",

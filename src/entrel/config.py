@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import entrel.demo_data
 from entrel.errors import EntrelError
 
 __all__ = [
@@ -38,10 +39,10 @@ __all__ = [
     "load_settings",
 ]
 
-# The project's own data, relative to the repository root (also the default
-# working directory of `make demo`).
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEMO_DATA = PROJECT_ROOT / "data" / "demo"
+# The demo catalog, query log and labels ship inside the package (data/demo/
+# installs as `entrel.demo_data`), so an installed wheel runs the demo from any
+# directory; everything written goes under `data_dir`, relative to the working directory.
+DEMO_DATA = Path(entrel.demo_data.__file__).resolve().parent
 
 
 class ConfigError(EntrelError, ValueError):
@@ -251,7 +252,7 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with dotted keys changed, e.g. ``replace(**{"logic.tnorm": "min"})``."""
-        return _apply(self, {k: v for k, v in changes.items()}, source="replace()")
+        return _apply(self, dict(changes), source="replace()")
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {

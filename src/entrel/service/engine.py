@@ -28,6 +28,7 @@ from entrel.cache.misslog import MissLogWriter
 from entrel.catalog import CatalogItem, Entity
 from entrel.catalog.extractor import EntityExtractor, Vocabulary
 from entrel.config import Settings
+from entrel.errors import EntrelError
 from entrel.logic import NEUTRAL, Aggregate, Aggregator
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher, Overloaded
@@ -50,7 +51,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(EntrelError, ValueError):
     """The request itself is wrong (empty or over-long query, too many items)."""
 
 
@@ -335,7 +336,7 @@ class RelevanceEngine:
         local: list[Entity] = []
         unextracted: frozenset[int] = frozenset()
         if inline_rows:
-            maybe = self._extract_inline(snap, [items[i].inline for i in inline_rows], deadline)
+            maybe = self._extract_inline(snap, [r.inline for r in items if r.inline is not None], deadline)
             unextracted = frozenset(row for row, e in zip(inline_rows, maybe, strict=True) if e is None)
             extracted = [e or [] for e in maybe]
             local_ids: dict[Entity, int] = {}
@@ -353,8 +354,9 @@ class RelevanceEngine:
         titles = [""] * n
         if explain:
             titles = snap.titles([r.item_id for r in items]) if snap is not None else titles
-            for i in inline_rows:
-                titles[i] = items[i].inline.title
+            for i, r in enumerate(items):
+                if r.inline is not None:
+                    titles[i] = r.inline.title
         inline = np.zeros(n, dtype=bool)
         inline[inline_rows] = True
         return _Resolved(ids, counts, known, inline, local, titles, unextracted)
@@ -422,8 +424,9 @@ class RelevanceEngine:
 
     @staticmethod
     def _entity(snap: SnapshotReader | None, resolved: _Resolved, entity_id: int) -> Entity:
-        base = len(snap.entities) if snap is not None else 0
-        return snap.entities[entity_id] if entity_id < base else resolved.local_entities[entity_id - base]
+        if snap is not None and entity_id < len(snap.entities):
+            return snap.entities[entity_id]
+        return resolved.local_entities[entity_id - (len(snap.entities) if snap is not None else 0)]
 
     @staticmethod
     def _statuses(resolved: _Resolved, sources: np.ndarray, aggregate: Aggregate) -> np.ndarray:
@@ -456,6 +459,7 @@ class RelevanceEngine:
         unknown_message = "item id not in the serving snapshot" if snap is not None else "no snapshot is being served"
         late_message = "entities not extracted within the request deadline: not judged"
         if explain:  # plain lists: indexing numpy scalars one by one is slow
+            assert aggregate.lift is not None and aggregate.breaker is not None and aggregate.cover is not None, "explained as asked"
             ids, counts = resolved.ids.tolist(), resolved.counts.tolist()
             score_rows, source_rows = scores.tolist(), sources.tolist()
             lift_rows, breakers, covers = aggregate.lift.tolist(), aggregate.breaker.tolist(), aggregate.cover.tolist()
