@@ -55,9 +55,7 @@ def closed_loop(call: Call, concurrency: int, max_requests: int, max_seconds: fl
     return samples, time.perf_counter() - started
 
 
-def open_loop(
-    send: Send, rate: float, max_requests: int, max_seconds: float, seed: int = 0
-) -> tuple[list[Sample], float]:
+def open_loop(send: Send, rate: float, max_requests: int, max_seconds: float, seed: int = 0) -> tuple[list[Sample], float]:
     """Requests arriving as a Poisson process of `rate` per second, whatever the answers do."""
     n = max(1, min(max_requests, math.ceil(rate * max_seconds)))
     arrivals = np.cumsum(np.random.default_rng(seed).exponential(1.0 / rate, n))

@@ -25,9 +25,7 @@ def item_text(item: CatalogItem) -> str:
 class NaiveTarget:
     """Scores request ``i % len(requests)`` with ``CrossEncoder.predict``."""
 
-    def __init__(
-        self, model: Any, texts: Mapping[str, str], requests: Sequence[BenchRequest], batch_size: int = 32
-    ) -> None:
+    def __init__(self, model: Any, texts: Mapping[str, str], requests: Sequence[BenchRequest], batch_size: int = 32) -> None:
         self._model = model
         self._batch_size = batch_size
         self._pairs = [[(r.query, texts[i]) for i in r.item_ids] for r in requests]

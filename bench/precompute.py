@@ -110,9 +110,7 @@ def run(settings: ModelSettings, pairs: Sequence[Pair]) -> list[dict[str, Any]]:
             scores = np.asarray(score(pairs), dtype=np.float32)
             seconds = time.perf_counter() - started
         except Exception as exc:  # an optional variant (int8, GPU) failing is a result, not a crash
-            log.warning(
-                "precompute variant failed", extra={"method": method, "precision": precision, "error": str(exc)}
-            )
+            log.warning("precompute variant failed", extra={"method": method, "precision": precision, "error": str(exc)})
             rows.append({**row, "error": f"{type(exc).__name__}: {exc}"})
             continue
         rate = len(pairs) / seconds

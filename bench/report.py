@@ -42,12 +42,8 @@ def machine() -> dict[str, Any]:
 def git_state() -> dict[str, Any] | None:
     """Commit and whether the working tree had changes: which code was measured."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=_CODE, capture_output=True, text=True, check=True
-        )
-        status = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=_CODE, capture_output=True, text=True, check=True
-        )
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_CODE, capture_output=True, text=True, check=True)
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=_CODE, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}

@@ -148,9 +148,7 @@ def _naive(settings: Settings, device: str, requests: list[BenchRequest], plan: 
     return [{"system": "naive", "hit_target": None, **_measure(target, load, plan)} for load in _loads(plan, None)]
 
 
-def _online(
-    settings: Settings, server_args: list[str], sets: dict[float, list[BenchRequest]], plan: Plan
-) -> dict[str, Any]:
+def _online(settings: Settings, server_args: list[str], sets: dict[float, list[BenchRequest]], plan: Plan) -> dict[str, Any]:
     """Every hit-rate target, closed then open loop, against one `entrel serve` subprocess."""
     timeout_s = settings.server.default_deadline_ms / 1000
     log_path = Path(settings.data_dir) / "logs" / "server-online.log"
@@ -158,9 +156,7 @@ def _online(
     with serving(server_args, log_path) as served:
         for hit_target, requests in sets.items():
             if not requests:
-                log.warning(
-                    "no requests reach this hit rate on this snapshot: skipped", extra={"hit_target": hit_target}
-                )
+                log.warning("no requests reach this hit rate on this snapshot: skipped", extra={"hit_target": hit_target})
                 continue
             base = {"system": "entrel", "hit_target": hit_target, "planned_hit_rate": _planned(requests)}
             with GrpcTarget(served.address, requests, timeout_s) as target:
@@ -226,9 +222,7 @@ def run(settings: Settings, options: Options) -> dict[str, Any]:
     online_rows = results.get("online", {}).get("scenarios", [])
     results["ratios"] = ratios(online_rows, results.get("naive", {}).get("scenarios", []))
     if "traffic" not in options.skip:
-        results["traffic"] = traffic.run(
-            settings, scorer, workload, server_args, plan.traffic_requests, plan.traffic_log_queries
-        )
+        results["traffic"] = traffic.run(settings, scorer, workload, server_args, plan.traffic_requests, plan.traffic_log_queries)
     results["load_average"] = {
         "before": [round(x, 2) for x in load_before],
         "after": [round(x, 2) for x in os.getloadavg()],

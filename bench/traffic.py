@@ -159,9 +159,7 @@ def run(
         "replay_concurrency": _REPLAY_CONCURRENCY,
         "log_queries": len(traffic),
         "new_queries": dict(Counter(new.values())),
-        "new_query_examples": {
-            why: sorted(q for q, w in new.items() if w == why)[:8] for why in sorted(set(new.values()))
-        },
+        "new_query_examples": {why: sorted(q for q, w in new.items() if w == why)[:8] for why in sorted(set(new.values()))},
         "traffic_share": {group: round(n / len(groups), 4) for group, n in sorted(shares.items())},
         "nights": nights,
         "hit_rate_before": nights[0]["hit_rate"]["all"],

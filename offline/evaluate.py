@@ -164,7 +164,9 @@ class EvalContext:
         data_dir/eval/embeddings (one file per model), so a second run of the
         evaluation does not encode again (all-mpnet-base-v2 takes minutes on CPU).
         """
-        store = Path(self.settings.data_dir) / "eval" / "embeddings" / f"{hashlib.sha256(str(path).encode()).hexdigest()[:16]}.npz"
+        store = (
+            Path(self.settings.data_dir) / "eval" / "embeddings" / f"{hashlib.sha256(str(path).encode()).hexdigest()[:16]}.npz"
+        )
         cache: dict[str, np.ndarray] = self.shared(f"embeddings:{path}", lambda: _load_vectors(store))
         missing = sorted(set(texts) - cache.keys())
         if missing:
@@ -372,13 +374,11 @@ def default_comparisons(rows: Sequence[str], references: Sequence[str] = DEFAULT
 
 
 def comparisons(results: Mapping[str, Mapping[str, Any]], pairs: Sequence[tuple[str, str]]) -> dict[str, Interval]:
-    """"A vs B": mean per-query nDCG@10 difference A - B and its paired bootstrap 95% interval."""
+    """ "A vs B": mean per-query nDCG@10 difference A - B and its paired bootstrap 95% interval."""
     unknown = sorted({name for pair in pairs for name in pair} - results.keys())
     if unknown:
         raise EntrelError(f"cannot compare {', '.join(unknown)}: no such row in this run ({', '.join(results)})")
-    return {
-        f"{a} vs {b}": paired_bootstrap(results[a][PER_QUERY], results[b][PER_QUERY]) for a, b in pairs
-    }
+    return {f"{a} vs {b}": paired_bootstrap(results[a][PER_QUERY], results[b][PER_QUERY]) for a, b in pairs}
 
 
 def parse_compare(spec: str) -> list[tuple[str, str]]:
@@ -401,7 +401,7 @@ def _check_compare(pairs: Sequence[tuple[str, str]], chosen: Sequence[Method]) -
 
 
 def _cell(row: Mapping[str, Any], name: str) -> str:
-    """"0.8120", or "0.812 ± 0.006" for several runs; "-" when it cannot be computed."""
+    """ "0.8120", or "0.812 ± 0.006" for several runs; "-" when it cannot be computed."""
     value = row[name]
     if value is None:
         return "-"

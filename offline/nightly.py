@@ -94,8 +94,7 @@ def _candidates(
         ]
         tops = Bm25Index(documents).top(queries, settings.nightly.items_per_query)
         base = [
-            np.unique(np.concatenate([item_entity_ids[i] for i in top])) if len(top) else np.zeros(0, np.int64)
-            for top in tops
+            np.unique(np.concatenate([item_entity_ids[i] for i in top])) if len(top) else np.zeros(0, np.int64) for top in tops
         ]
     out = []
     for query, ids in zip(queries, base, strict=True):

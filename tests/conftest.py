@@ -54,7 +54,9 @@ def small_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     catalog = pl.read_csv(DEMO_DATA / "catalog.csv", infer_schema=False)
     # Category or title: a third of the rows name their type only in the title.
     keep = catalog.filter(
-        pl.concat_str(pl.col("category").fill_null(""), pl.col("title")).str.contains("(?i)office chair|running shoe|water bottle")
+        pl.concat_str(pl.col("category").fill_null(""), pl.col("title")).str.contains(
+            "(?i)office chair|running shoe|water bottle"
+        )
     )
     keep.write_csv(root / "catalog.csv")
     wanted = "(?i)chair|running|shoe|bottle"

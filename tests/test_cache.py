@@ -48,7 +48,9 @@ def test_key_encoding_is_stable():
 
 def test_round_trip(tmp_path):
     store = SnapshotStore(tmp_path)
-    sid = write_snapshot(store, [("red chair", np.array([1, 0]), np.array([0.9, 0.8])), ("blue chair", np.array([1]), np.array([0.1]))])
+    sid = write_snapshot(
+        store, [("red chair", np.array([1, 0]), np.array([0.9, 0.8])), ("blue chair", np.array([1]), np.array([0.1]))]
+    )
     store.promote(sid)
     reader = store.open(store.current_id(), verify=True)
     assert reader.manifest.counts == {"entities": 3, "items": 2, "queries": 2, "pairs": 3}

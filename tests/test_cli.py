@@ -60,7 +60,9 @@ def test_unreachable_server_is_a_clear_error(capsys):
 def test_serve_stops_cleanly_on_sigterm(served_settings):
     port = 50000 + os.getpid() % 10000
     command = [
-        sys.executable, "-m", "entrel.cli",
+        sys.executable,
+        "-m",
+        "entrel.cli",
         f"--set=data_dir={served_settings.data_dir}",
         f"--set=model.name_or_path={served_settings.model.name_or_path}",
         f"--set=server.port={port}",

@@ -58,8 +58,16 @@ def _tiny(tmp_path, products: list[dict], judged: str, spec: str = SPEC):
 
 
 PRODUCTS = [
-    {"sku": "1", "name": "Acme USB-C cable 2m", "maker": "Acme", "attr_colour": "Black", "blurb": "Fast <br />charging",
-     "attr_kind": "Cable", "attr_plug": "USB C", "price": 995},
+    {
+        "sku": "1",
+        "name": "Acme USB-C cable 2m",
+        "maker": "Acme",
+        "attr_colour": "Black",
+        "blurb": "Fast <br />charging",
+        "attr_kind": "Cable",
+        "attr_plug": "USB C",
+        "price": 995,
+    },
     {"sku": "2", "name": "Bolt HDMI cable", "maker": "Bolt", "notes": "4K", "attr_kind": "Cable"},
     {"sku": "3", "name": "Acme toner", "maker": "Acme", "attr_colour": None, "ean": ["1", "2"]},
     {"sku": "4", "name": "Unjudged mouse", "maker": "Zed"},
@@ -76,7 +84,9 @@ def test_a_catalog_is_mapped_by_its_description_alone(tmp_path):
     assert dict(cable.attributes) == {"product type": "Cable", "connector": "USB C"}
     assert data.items["2"].description == "4K" and data.items["3"].color == "" and not data.items["3"].attributes
     assert [(lab.query, lab.item_id, lab.grade) for lab in data.labels] == [
-        ("usb c cable", "1", 3), ("usb c cable", "2", 1), ("toner", "3", 2)
+        ("usb c cable", "1", 3),
+        ("usb c cable", "2", 1),
+        ("toner", "3", 2),
     ]
     assert data.split.train == () and data.split.test == ("toner", "usb c cable")
     assert data.split.describe()["rule"] == datasets.ALL_TEST_RULE

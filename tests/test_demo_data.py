@@ -85,11 +85,7 @@ def test_attributes_are_parseable_and_filled_for_about_half(catalog: pl.DataFram
     filled = [a for a in catalog["attributes"].to_list() if a]
     assert 0.3 * catalog.height <= len(filled) <= 0.7 * catalog.height
     keys = {k for a in filled for k in parse_attributes(a)}
-    assert (
-        {"material", "size", "audience"}
-        <= keys
-        <= {"material", "size", "audience", "style", "connectivity", "quantity"}
-    )
+    assert {"material", "size", "audience"} <= keys <= {"material", "size", "audience", "style", "connectivity", "quantity"}
 
 
 def test_query_log_is_large_and_skewed(query_log: pl.DataFrame) -> None:
@@ -114,9 +110,7 @@ def test_labels_cover_enough_queries_with_graded_items(labels: pl.DataFrame) -> 
     assert sorted(labels["grade"].unique().to_list()) == [0, 1, 2, 3]
 
 
-def test_labels_refer_to_the_catalog_and_the_log(
-    labels: pl.DataFrame, catalog: pl.DataFrame, query_log: pl.DataFrame
-) -> None:
+def test_labels_refer_to_the_catalog_and_the_log(labels: pl.DataFrame, catalog: pl.DataFrame, query_log: pl.DataFrame) -> None:
     assert labels.join(catalog, on="item_id", how="anti").height == 0
     assert labels.join(query_log, on="query", how="anti").height == 0
 

@@ -165,16 +165,12 @@ def test_distillation_pool_holds_only_unjudged_pairs_in_a_fixed_order(tmp_path):
 
     colors = ("red", "blue", "green", "black", "white")
     kinds = ("office chair", "dish towel", "garden hose", "water bottle")
-    items = {
-        f"p{n}": CatalogItem(f"p{n}", f"Acme {colors[n % 5]} {kinds[n % 4]} model {n}", brand="Acme")
-        for n in range(60)
-    }
+    items = {f"p{n}": CatalogItem(f"p{n}", f"Acme {colors[n % 5]} {kinds[n % 4]} model {n}", brand="Acme") for n in range(60)}
     labels = (Label("red office chair", "p0", 3), Label("red office chair", "p1", 0), Label("blue towel", "p1", 2))
     data = esci.EsciData(items, labels, esci.Split(("blue towel", "red office chair"), (), ()))
     settings = Settings().replace(data_dir=str(tmp_path))
     pools = [
-        unlabelled_pairs(EvalContext(settings, data, data.split, quick=True, progress=False), data.split.train)
-        for _ in range(2)
+        unlabelled_pairs(EvalContext(settings, data, data.split, quick=True, progress=False), data.split.train) for _ in range(2)
     ]
     assert pools[0] == pools[1], "the pool and its order are deterministic (students' data sets are its prefixes)"
     judged = {(lab.query, lab.item_id) for lab in labels}

@@ -264,7 +264,13 @@ def test_odd_unicode_never_crashes(extractor, title, brand, color):
 
 
 def test_odd_unicode_examples(extractor):
-    for title in ("\ud800Chair\u202e\ufeff", "🪑🪑 Stühle – Größe XL", "Ｒｅｄ　Ｃｈａｉｒ", "\x00\x01 -- ,,, ((", "Lee Womenâ€s Pant"):
+    for title in (
+        "\ud800Chair\u202e\ufeff",
+        "🪑🪑 Stühle – Größe XL",
+        "Ｒｅｄ　Ｃｈａｉｒ",
+        "\x00\x01 -- ,,, ((",
+        "Lee Womenâ€s Pant",
+    ):
         extractor.extract(item(title, description=title, color=title))
     assert texts(extractor.extract(item("Ｒｅｄ Ｃｈａｉｒ")), "color") == ["red"]
 

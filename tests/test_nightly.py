@@ -70,15 +70,20 @@ def test_killed_nightly_run_leaves_the_served_snapshot_untouched(served_settings
     store = SnapshotStore(tmp_path / "snapshots")
     before = store.current_id()
     command = [
-        sys.executable, "-m", "entrel.cli",
+        sys.executable,
+        "-m",
+        "entrel.cli",
         f"--set=data_dir={tmp_path}",
         f"--set=model.name_or_path={served_settings.model.name_or_path}",
         f"--set=catalog.path={served_settings.catalog.path}",
         f"--set=nightly.query_log={served_settings.nightly.query_log}",
         "--set=nightly.candidates=all",
-        "nightly", "--no-progress",
+        "nightly",
+        "--no-progress",
     ]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     deadline = time.monotonic() + 120
     while not any(p.name.startswith(".staging-") for p in store.root.iterdir()):
         assert proc.poll() is None and time.monotonic() < deadline, "nightly never started writing"

@@ -49,7 +49,11 @@ def test_errors_map_to_a_status_along_their_class_hierarchy():
 def test_cached_scores_explained_and_matching_items_outrank_contradicting_ones(server, client):
     chairs = office_chairs(server)
     matching = [i for i in chairs if {("color", "red"), ("material", "leather")} <= entities_of(server, i)]
-    contradicting = [i for i in chairs if ("color", "red") not in entities_of(server, i) and any(t == "color" for t, _ in entities_of(server, i))]
+    contradicting = [
+        i
+        for i in chairs
+        if ("color", "red") not in entities_of(server, i) and any(t == "color" for t, _ in entities_of(server, i))
+    ]
     assert matching and contradicting, "the demo catalog should hold red leather and other-colored chairs"
     response = client.score(QUERY, matching + contradicting, explain=True)
     meta = response.metadata

@@ -8,7 +8,7 @@ from entrel.text import is_blank, normalize
 
 def test_examples():
     assert normalize("  Red   LEATHER Office-Chair\u200b ") == "red leather office-chair"
-    assert normalize("Women\u2019s \u201cUGG\u201d") == "women's \"ugg\""
+    assert normalize("Women\u2019s \u201cUGG\u201d") == 'women\'s "ugg"'
     assert normalize("Ｒｅｄ\u00a0chair") == "red chair"  # full-width and no-break space
     assert normalize("1/2 inch\tbinder\n") == "1/2 inch binder"
     assert normalize("STRASSE") == normalize("straße")

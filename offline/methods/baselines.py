@@ -20,7 +20,16 @@ from entrel.offline.mpnet import mpnet_path
 from entrel.offline.retrieval import Bm25Index
 from entrel.offline.training.examples import Label
 
-__all__ = ["DEFAULT_TEXT", "biencoder_minilm", "biencoder_mpnet", "bm25", "bm25_index", "bm25_scores", "cosine_scores", "random_order"]
+__all__ = [
+    "DEFAULT_TEXT",
+    "biencoder_minilm",
+    "biencoder_mpnet",
+    "bm25",
+    "bm25_index",
+    "bm25_scores",
+    "cosine_scores",
+    "random_order",
+]
 
 # The item text on a dataset without validation queries.
 DEFAULT_TEXT = "title+brand+color"
@@ -95,9 +104,7 @@ def bm25(ctx: EvalContext) -> MethodResult:
 
 def _biencoder(ctx: EvalContext, model: Path | str) -> MethodResult:
     """Zero-shot cosine(query, item text), with the item text chosen on the validation queries."""
-    candidates = {
-        name: _on_labels(functools.partial(cosine_scores, ctx, model, text)) for name, text in _BIENCODER_TEXTS.items()
-    }
+    candidates = {name: _on_labels(functools.partial(cosine_scores, ctx, model, text)) for name, text in _BIENCODER_TEXTS.items()}
     chosen, validation = choose_on_validation(ctx, candidates, default=DEFAULT_TEXT)
     scores = candidates[chosen](ctx.test_labels)
     timing = ctx.encode_timing(model)

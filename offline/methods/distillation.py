@@ -103,9 +103,7 @@ def unlabelled_pairs(ctx: EvalContext, queries: Sequence[str]) -> list[tuple[str
 def _student(ctx: EvalContext, targets: Scores, pairs: Sequence[tuple[str, str]]) -> tuple[Scores, float]:
     """A fresh MiniLM query-item cross-encoder trained on the teacher's margins; its test scores and seconds."""
     encoder = trainable_cross_encoder(plain.BASE_MODEL, plain.MAX_LENGTH, ctx.settings.train.seed)
-    examples = [
-        Example(normalize(q), (item_text(ctx.items[i]),), targets[(q, i)], normalize(q)) for q, i in pairs
-    ]
+    examples = [Example(normalize(q), (item_text(ctx.items[i]),), targets[(q, i)], normalize(q)) for q, i in pairs]
     report = fit(
         encoder,
         examples,

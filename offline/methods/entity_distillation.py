@@ -155,9 +155,7 @@ def distillation_examples(
     """Teacher-scored (query, item entities) examples: labelled, candidate, shopper and pseudo-query pairs."""
     train_queries = list(dict.fromkeys(lab.query for lab in train_labels))
     others = [q for q in shopper_queries() + pseudo_queries(ctx, n_pseudo, seed) if q not in set(train_queries)]
-    pairs = list(
-        dict.fromkeys([(lab.query, lab.item_id) for lab in train_labels] + _candidates(ctx, train_queries + others))
-    )
+    pairs = list(dict.fromkeys([(lab.query, lab.item_id) for lab in train_labels] + _candidates(ctx, train_queries + others)))
     targets: Mapping[tuple[str, str], float] = teacher(ctx, members, pairs)
     examples = []
     for query, item_id in pairs:

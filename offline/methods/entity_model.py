@@ -198,9 +198,7 @@ def _selection(ctx: EvalContext) -> dict[str, Any]:
             rows = dict(_entity_rows(ctx, _scorer(ctx, _pretrained(ctx)[0]), train_labels))
         oof[candidate.name] = rows
         nested = _nested_value(ctx, rows, train_labels, [held for _, held in parts])
-        unfitted = [
-            quality(ctx.labels_of(held), item_scores(rows, ctx.settings.logic))["ndcg@10"] for _, held in parts
-        ]
+        unfitted = [quality(ctx.labels_of(held), item_scores(rows, ctx.settings.logic))["ndcg@10"] for _, held in parts]
         candidates[candidate.name] = {
             "kfold_ndcg@10_fitted_weights": [round(v, 4) for v in nested],
             "kfold_ndcg@10_default_weights": [round(v, 4) for v in unfitted],
@@ -347,7 +345,9 @@ def _variants(ctx: EvalContext, first: Explained, logic: LogicSettings) -> dict[
     defaults = ctx.settings.logic
     variants: dict[str, Scores] = {"default_weights": first.aggregate(defaults)}
     other = "noisy_or" if logic.coverage == "max" else "max"
-    variants[f"coverage={other}"] = first.aggregate(ctx.settings.replace(**logic_overrides(logic), **{"logic.coverage": other}).logic)
+    variants[f"coverage={other}"] = first.aggregate(
+        ctx.settings.replace(**logic_overrides(logic), **{"logic.coverage": other}).logic
+    )
     variants["compatibility_only"] = first.aggregate(
         ctx.settings.replace(**logic_overrides(logic), **{"logic.coverage_weight": "0"}).logic
     )

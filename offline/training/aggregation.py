@@ -90,4 +90,3 @@ def fit_logic(rows: EntityRows, labels: Sequence[Label], settings: Settings) -> 
             for weight in _TYPE_WEIGHTS:
                 consider(settings.replace(**logic_overrides(best), **{f"logic.type_weights.{type_name}": str(weight)}))
     return best, best_value
-

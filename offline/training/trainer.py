@@ -106,7 +106,9 @@ def _batches(examples: Sequence[Example], batch_pairs: int, rng: random.Random) 
     return batches
 
 
-def _aggregate(model: Any, tokenizer: Any, batch: Sequence[Example], aggregator: Aggregator | None, max_length: int) -> torch.Tensor:
+def _aggregate(
+    model: Any, tokenizer: Any, batch: Sequence[Example], aggregator: Aggregator | None, max_length: int
+) -> torch.Tensor:
     """Each example's score, differentiable; each distinct pair is scored once.
 
     Without an aggregator an example is one (query, text) pair and its score

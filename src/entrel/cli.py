@@ -88,8 +88,10 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
         ctx = evaluate.context(settings, args.data, quick=False, retrain=args.retrain, progress=not args.no_progress)
         directory, info, reused = esci_model(ctx)
         overrides = " ".join(f"--set {k}={v}" for k, v in info["serve_overrides"].items())
-        print(f"model {directory} fingerprint {info['fingerprint']} {'reused' if reused else 'trained'} "
-              f"(recipe {info['recipe']['chosen']}); serve it with: {overrides}")
+        print(
+            f"model {directory} fingerprint {info['fingerprint']} {'reused' if reused else 'trained'} "
+            f"(recipe {info['recipe']['chosen']}); serve it with: {overrides}"
+        )
         return 0
     from entrel.offline import train
 
@@ -153,7 +155,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="entrel", description=__doc__)
     parser.add_argument("--config", help="TOML settings file (default: $ENTREL_CONFIG, else built-in defaults)")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one setting, e.g. logic.tnorm=min"
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. logic.tnorm=min",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -183,7 +190,9 @@ def _parser() -> argparse.ArgumentParser:
     p = add("train", cmd_train, "fine-tune the query-entity cross-encoder on the catalog and graded labels")
     p.add_argument("--output", help="model directory to write (default: model.name_or_path)")
     p.add_argument(
-        "--esci", action="store_true", help="train the ESCI entity model instead (recipe and weights chosen by k-fold CV) into var/models/entrel-esci"
+        "--esci",
+        action="store_true",
+        help="train the ESCI entity model instead (recipe and weights chosen by k-fold CV) into var/models/entrel-esci",
     )
     p.add_argument("--data", help="with --esci: the ESCI folder (default: $ENTREL_ESCI_DIR, else ../shared/data/esci-us)")
     p.add_argument("--retrain", action="store_true", help="with --esci: retrain even when a matching model is saved")
@@ -212,7 +221,10 @@ def _parser() -> argparse.ArgumentParser:
     p = add("bench", cmd_bench, "benchmark entrel against the naive cross-encoder: latency, throughput, precompute, hit rates")
     p.add_argument("--out", default="bench.json", help="JSON file for every figure (default: bench.json)")
     p.add_argument(
-        "--data", choices=("demo", "esci"), default="demo", help="demo: the configured catalog and query log; esci: the ESCI subset"
+        "--data",
+        choices=("demo", "esci"),
+        default="demo",
+        help="demo: the configured catalog and query log; esci: the ESCI subset",
     )
     p.add_argument("--data-dir", help="the benchmark's own data dir (default: var/bench, or var/bench-esci)")
     p.add_argument("--fresh", action="store_true", help="rebuild the snapshot even when one exists")
@@ -220,7 +232,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=int, help="at most this many requests per scenario")
     p.add_argument("--duration-s", type=float, help="at most this many seconds per scenario")
     p.add_argument(
-        "--skip", action="append", default=[], choices=("precompute", "naive", "online", "traffic"), help="leave a part out (repeatable)"
+        "--skip",
+        action="append",
+        default=[],
+        choices=("precompute", "naive", "online", "traffic"),
+        help="leave a part out (repeatable)",
     )
     p = add("snapshots", cmd_snapshots, "list, verify or roll back cache snapshots")
     p.add_argument("action", nargs="?", choices=("list", "verify", "rollback"), default="list")

@@ -304,9 +304,7 @@ def _apply(obj: Any, changes: dict[str, Any], source: str, prefix: str = "") -> 
         head, _, rest = dotted.partition(".")
         if head not in names:
             where = f"[{prefix.rstrip('.')}]" if prefix else "top level"
-            raise ConfigError(
-                f"{source}: unknown setting {prefix}{head!s} ({where} has: {', '.join(sorted(names))})"
-            )
+            raise ConfigError(f"{source}: unknown setting {prefix}{head!s} ({where} has: {', '.join(sorted(names))})")
         if rest:
             nested.setdefault(head, {})[rest] = value
         elif isinstance(value, dict):

@@ -61,7 +61,7 @@ def render_explanation(query: str, response: pb.ScoreItemsResponse) -> str:
     blocks = [_metadata_line(response.metadata)]
     for item in response.items:
         blocks.append(
-            f'\n{item.item_id}  score {item.score:.3f} = T(coverage {item.coverage:.3f}, compatibility '
+            f"\n{item.item_id}  score {item.score:.3f} = T(coverage {item.coverage:.3f}, compatibility "
             f'{item.compatibility:.3f})  [{_STATUS.get(item.status, "?")}]  "{item.title}"\n'
             f'query: "{query}"' + (f"\n{item.message}" if item.message else "")
         )

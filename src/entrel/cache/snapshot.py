@@ -200,9 +200,7 @@ class SnapshotReader:
             raise SnapshotError(f"no snapshot at {self.path} (data.mdb missing)")
         try:
             # Immutable once promoted: no lock file, no writer to coordinate with.
-            self._env = lmdb.open(
-                str(self.path), readonly=True, lock=False, max_dbs=len(_DBS), readahead=False
-            )
+            self._env = lmdb.open(str(self.path), readonly=True, lock=False, max_dbs=len(_DBS), readahead=False)
             self._dbs = {name: self._env.open_db(name, create=False) for name in _DBS}
             with self._env.begin() as txn:
                 raw_manifest = txn.get(b"manifest", db=self._dbs[b"meta"])
@@ -228,7 +226,9 @@ class SnapshotReader:
             with self._env.begin() as txn:
                 entities = [
                     Entity(EntityType(t), text)
-                    for t, _, text in (v.decode().partition("\t") for v in txn.cursor(self._dbs[b"entities"]).iternext(keys=False))
+                    for t, _, text in (
+                        v.decode().partition("\t") for v in txn.cursor(self._dbs[b"entities"]).iternext(keys=False)
+                    )
                 ]
                 item_ids: list[str] = []
                 rows: list[np.ndarray] = []

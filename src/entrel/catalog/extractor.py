@@ -102,11 +102,9 @@ _TABLES: dict[EntityType, Mapping[str, str]] = {
 # Lexicon words are typed entities, never product types or phrase words.
 _LEXICON_TEXTS = frozenset(text for table in _TABLES.values() for text in (*table.keys(), *table.values()))
 _LEXICON_STEMS = frozenset(
-    lexicon.stem(word)
-    for table in (*_TABLES.values(), lexicon.APPAREL_SIZES)
-    for variant in table
-    for word in variant.split()
+    lexicon.stem(word) for table in (*_TABLES.values(), lexicon.APPAREL_SIZES) for variant in table for word in variant.split()
 )
+
 
 @dataclass(frozen=True)
 class _Match:
@@ -299,9 +297,7 @@ class _Title:
         # Tokens in a short segment after the first name a variant: ", Black, 7 M US".
         self.variant = [self.segment[i] != first and words_per_segment.get(self.segment[i], 0) <= 3 for i in range(n)]
         self.last_word = max((i for i in range(n) if not doc[i].is_punct), default=-1)
-        self.main_end = next(
-            (i for i, tok in enumerate(doc) if i > 0 and tok.lower_ in lexicon.MAIN_PHRASE_STOPS), n
-        )
+        self.main_end = next((i for i, tok in enumerate(doc) if i > 0 and tok.lower_ in lexicon.MAIN_PHRASE_STOPS), n)
         # Word tokens (no punctuation, no hyphens) and their keys, for type search.
         self.words = [i for i, tok in enumerate(doc) if not tok.is_punct]
         self.keys = [doc[i].norm_ for i in self.words]
@@ -649,9 +645,7 @@ class EntityExtractor:
                 return range(m.start, m.end)
         return range(0)
 
-    def _title_type(
-        self, item: CatalogItem, title: _Title, chosen: _Chosen, brand: range
-    ) -> tuple[int, int] | None:
+    def _title_type(self, item: CatalogItem, title: _Title, chosen: _Chosen, brand: range) -> tuple[int, int] | None:
         """Choose the product type; return its token span in the title, if it is there.
 
         Order: a type attribute; a category type the title confirms (its
@@ -886,4 +880,3 @@ class _Chosen:
         order = list(EntityType)
         entities = {Entity.of(t, text) for t, values in texts.items() for text in values}
         return sorted(entities, key=lambda e: (order.index(e.type), e.text))
-

@@ -88,8 +88,17 @@ COLORS = _table(
         "chrome": ("polished chrome",),
         "oil rubbed bronze": ("oil-rubbed bronze",),
         "multicolor": (
-            "multi", "multi-color", "multi color", "multicolored", "multi-colored", "multicoloured", "assorted",
-            "assortment", "rainbow", "colorful", "mixed colors",
+            "multi",
+            "multi-color",
+            "multi color",
+            "multicolored",
+            "multi-colored",
+            "multicoloured",
+            "assorted",
+            "assortment",
+            "rainbow",
+            "colorful",
+            "mixed colors",
         ),
         "clear": ("transparent", "translucent"),
         # Ambiguous in a title (see AMBIGUOUS).
@@ -479,4 +488,3 @@ def stem(word: str) -> str:
     if word.endswith("'s") and len(word) > 2:
         word = word[:-2]
     return _strip_plural(word.rstrip("'"))
-

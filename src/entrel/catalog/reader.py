@@ -47,8 +47,7 @@ def read_table(path: str | Path, fmt: str = "auto", what: str = "catalog") -> pl
             fmt = _SUFFIX_FORMATS[path.suffix.lower()]
         except KeyError:
             raise CatalogError(
-                f"cannot tell the format of {what} {path} from its suffix (.csv, .parquet, .jsonl); "
-                f"set the format explicitly"
+                f"cannot tell the format of {what} {path} from its suffix (.csv, .parquet, .jsonl); set the format explicitly"
             ) from None
     if not path.is_file():
         raise CatalogError(f"{what} file not found: {path}")
@@ -98,7 +97,8 @@ def read_catalog(settings: CatalogSettings) -> pl.DataFrame:
     if cols.category in schema:
         category = _category_expr(schema[cols.category], cols.category, settings.category_separator)
         exprs.append(
-            category.list.eval(pl.element().str.strip_chars()).list.eval(pl.element().filter(pl.element() != ""))
+            category.list.eval(pl.element().str.strip_chars())
+            .list.eval(pl.element().filter(pl.element() != ""))
             .fill_null([])
             .alias("category")
         )

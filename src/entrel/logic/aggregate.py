@@ -148,9 +148,7 @@ class Aggregator:
 
     def combine(self, scores: Any, type_weights: Any) -> Any:
         """Item scores of padded rows, differentiable on torch tensors (training uses this)."""
-        return _combine(
-            scores, type_weights, self.weights.coverage, self.coverage_kind, self.coverage_floor, self.tnorm_name
-        )
+        return _combine(scores, type_weights, self.weights.coverage, self.coverage_kind, self.coverage_floor, self.tnorm_name)
 
     def __call__(
         self, scores: np.ndarray, counts: np.ndarray, type_weights: np.ndarray | None = None, explain: bool = False
@@ -166,9 +164,9 @@ class Aggregator:
         empty = counts == 0
         item_scores = np.where(empty, self.prior, self.combine(scores, type_weights)).astype(np.float32)
         matched = match(scores)
-        coverage = (
-            matched.max(axis=1) if self.coverage_kind == "max" else 1.0 - np.prod(1.0 - matched, axis=1)
-        ).astype(np.float32)
+        coverage = (matched.max(axis=1) if self.coverage_kind == "max" else 1.0 - np.prod(1.0 - matched, axis=1)).astype(
+            np.float32
+        )
         compatibility = np.prod((1.0 - contradiction(scores)) ** type_weights, axis=1).astype(np.float32)
         if not explain:
             return Aggregate(item_scores, empty, coverage, compatibility)

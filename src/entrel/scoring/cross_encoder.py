@@ -67,7 +67,9 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path
 
 
-def load_cross_encoder(name_or_path: str, device: str = "cpu", num_labels: int | None = None, max_length: int | None = None) -> Any:
+def load_cross_encoder(
+    name_or_path: str, device: str = "cpu", num_labels: int | None = None, max_length: int | None = None
+) -> Any:
     """Load a sentence-transformers CrossEncoder offline, with a clear error when it is absent."""
     from sentence_transformers import CrossEncoder
     from transformers.utils import logging as hf_logging

@@ -1,7 +1,7 @@
 """A small Python client for the entrel gRPC service.
 
-    >>> with RelevanceClient("127.0.0.1:50551") as client:  # doctest: +SKIP
-    ...     response = client.score("red leather office chair", ["D0001", "D0002"], explain=True)
+>>> with RelevanceClient("127.0.0.1:50551") as client:  # doctest: +SKIP
+...     response = client.score("red leather office chair", ["D0001", "D0002"], explain=True)
 """
 
 from __future__ import annotations

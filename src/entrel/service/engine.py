@@ -191,7 +191,9 @@ class RelevanceEngine:
         """The normalised query, or InvalidRequest naming the limit broken."""
         limits = self.settings.server
         if len(query) > limits.max_query_chars:
-            raise InvalidRequest(f"query is {len(query)} characters; the limit is server.max_query_chars={limits.max_query_chars}")
+            raise InvalidRequest(
+                f"query is {len(query)} characters; the limit is server.max_query_chars={limits.max_query_chars}"
+            )
         normalized = normalize(query)
         if not normalized:
             raise InvalidRequest("query is empty (nothing left after normalisation)")
@@ -316,9 +318,7 @@ class RelevanceEngine:
                 self._extract_lock.release()
         return out
 
-    def _resolve(
-        self, snap: SnapshotReader | None, items: Sequence[ItemRequest], explain: bool, deadline: float
-    ) -> _Resolved:
+    def _resolve(self, snap: SnapshotReader | None, items: Sequence[ItemRequest], explain: bool, deadline: float) -> _Resolved:
         n = len(items)
         if snap is not None:
             rows = np.fromiter((snap.item_rows.get(r.item_id, -1) if r.inline is None else -1 for r in items), np.int64, n)
@@ -459,7 +459,9 @@ class RelevanceEngine:
         unknown_message = "item id not in the serving snapshot" if snap is not None else "no snapshot is being served"
         late_message = "entities not extracted within the request deadline: not judged"
         if explain:  # plain lists: indexing numpy scalars one by one is slow
-            assert aggregate.lift is not None and aggregate.breaker is not None and aggregate.cover is not None, "explained as asked"
+            assert aggregate.lift is not None and aggregate.breaker is not None and aggregate.cover is not None, (
+                "explained as asked"
+            )
             ids, counts = resolved.ids.tolist(), resolved.counts.tolist()
             score_rows, source_rows = scores.tolist(), sources.tolist()
             lift_rows, breakers, covers = aggregate.lift.tolist(), aggregate.breaker.tolist(), aggregate.cover.tolist()

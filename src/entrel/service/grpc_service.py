@@ -40,6 +40,7 @@ def status_of(error: BaseException) -> grpc.StatusCode:
             return STATUS_OF_ERROR[kind]
     return grpc.StatusCode.INTERNAL
 
+
 _ITEM_STATUS = {
     ItemStatus.OK: pb.ITEM_STATUS_OK,
     ItemStatus.UNKNOWN_ITEM: pb.ITEM_STATUS_UNKNOWN_ITEM,
@@ -136,9 +137,7 @@ class RelevanceServicer(pb_grpc.RelevanceServicer):
         self.engine = engine
         self._bad_requests = LogThrottle(log, engine.settings.server.bad_request_log_interval_s)
 
-    def ScoreItems(
-        self, request: pb.ScoreItemsRequest | Undecodable, context: grpc.ServicerContext
-    ) -> pb.ScoreItemsResponse:
+    def ScoreItems(self, request: pb.ScoreItemsRequest | Undecodable, context: grpc.ServicerContext) -> pb.ScoreItemsResponse:
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:

@@ -16,10 +16,10 @@ ITEMS = Counter("entrel_items_total", "Items scored, by status", ["status"])
 # Hits and misses count (item, entity) lookups, like the response's cache_hits / cache_misses.
 CACHE_HITS = Counter("entrel_cache_hits_total", "(item, entity) lookups answered from the snapshot")
 CACHE_MISSES = Counter("entrel_cache_misses_total", "(item, entity) lookups not in the snapshot (scored live or given the prior)")
-PRIOR_PAIRS = Counter("entrel_prior_pairs_total", "Distinct (query, entity) pairs answered with the prior (deadline, cap, failure)")
-LIVE_BATCH_PAIRS = Histogram(
-    "entrel_live_batch_pairs", "Pairs per live model batch", buckets=(1, 4, 16, 32, 64, 128, 256, 512)
+PRIOR_PAIRS = Counter(
+    "entrel_prior_pairs_total", "Distinct (query, entity) pairs answered with the prior (deadline, cap, failure)"
 )
+LIVE_BATCH_PAIRS = Histogram("entrel_live_batch_pairs", "Pairs per live model batch", buckets=(1, 4, 16, 32, 64, 128, 256, 512))
 LIVE_BATCH_SECONDS = Histogram("entrel_live_batch_seconds", "Model time per live batch")
 DEDUPED_PAIRS = Counter("entrel_deduped_pairs_total", "Live pairs shared with one already in flight")
 EXPIRED_PAIRS = Counter("entrel_expired_pairs_total", "Live pairs dropped because every waiter's deadline passed")
