@@ -139,7 +139,7 @@ class Aggregator:
         """The aggregator the `[logic]` settings describe."""
         return cls(
             logic.tnorm,
-            logic.prior,
+            logic.unjudged_score,
             logic.match_threshold,
             coverage=logic.coverage,
             coverage_floor=logic.coverage_floor,
