@@ -60,7 +60,7 @@ ESCI_MODEL_DIR = "entrel-esci"
 _PRETRAINED_DIR = "entrel-esci-pretrained"
 _SELECTION_FILE = "entrel-esci-selection.json"
 # Generated queries for pretraining (each gives ~17 query-entity pairs); quick runs use fewer.
-_SYNTHETIC_QUERIES = {False: 2000, True: 300}
+_SYNTHETIC_QUERIES = {False: 1500, True: 300}
 _FOLDS = 5
 _SEEDS = 3
 # Bump when examples or stages change: saved models then retrain.
@@ -346,10 +346,10 @@ def _variants(ctx: EvalContext, first: Explained, logic: LogicSettings) -> dict[
     variants: dict[str, Scores] = {"default_weights": first.aggregate(defaults)}
     other = "noisy_or" if logic.coverage == "max" else "max"
     variants[f"coverage={other}"] = first.aggregate(
-        ctx.settings.replace(**logic_overrides(logic), **{"logic.coverage": other}).logic
+        ctx.settings.replace(**(logic_overrides(logic) | {"logic.coverage": other})).logic
     )
     variants["compatibility_only"] = first.aggregate(
-        ctx.settings.replace(**logic_overrides(logic), **{"logic.coverage_weight": "0"}).logic
+        ctx.settings.replace(**(logic_overrides(logic) | {"logic.coverage_weight": "0"})).logic
     )
     types = sorted({t for types, _ in first.entities.values() for t in types})
     variants |= {f"without_{t}": first.aggregate(logic, without_type=t) for t in types}

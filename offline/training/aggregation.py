@@ -85,8 +85,8 @@ def fit_logic(rows: EntityRows, labels: Sequence[Label], settings: Settings) -> 
         for coverage in COVERAGES:
             consider(current.replace(**{"logic.coverage": coverage}))
         for weight in _COVERAGE_WEIGHTS:
-            consider(settings.replace(**logic_overrides(best), **{"logic.coverage_weight": str(weight)}))
+            consider(settings.replace(**(logic_overrides(best) | {"logic.coverage_weight": str(weight)})))
         for type_name in vars(best.type_weights):
             for weight in _TYPE_WEIGHTS:
-                consider(settings.replace(**logic_overrides(best), **{f"logic.type_weights.{type_name}": str(weight)}))
+                consider(settings.replace(**(logic_overrides(best) | {f"logic.type_weights.{type_name}": str(weight)})))
     return best, best_value
