@@ -391,7 +391,7 @@ def entrel_entity_model(ctx: EvalContext) -> MethodResult:
             "train_seconds": round(float(np.mean([r["training_seconds"] for r in reports])), 1),
             "selection": selection,
             "serve_overrides": overrides,
-            "runs": infos,
+            "served_runs": infos,
         },
         variants,
     )
