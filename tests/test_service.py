@@ -67,10 +67,20 @@ def test_cached_scores_explained_and_matching_items_outrank_contradicting_ones(s
         assert item.title and item.entities
         assert {e.source for e in item.entities} <= {pb.SCORE_SOURCE_CACHED, pb.SCORE_SOURCE_LIVE}
         assert all(0.0 <= e.score <= 1.0 for e in item.entities)
-    # the contradicting color is what breaks the match
-    broken = [e for item in response.items if item.item_id in contradicting for e in item.entities if e.breaks_match]
-    assert broken and {e.type for e in broken} <= {"color", "material", "product_type"}
+    # The other color leans to contradiction in every such item (below neutral, and lifting it would raise the
+    # item) and breaks the match in some; how far, and which entity breaks most, is the model's call (a briefly
+    # trained one may also distrust a brand, or call gray only a little off red), so not pinned here.
+    by_id = {item.item_id: item for item in response.items}
+    for item_id in contradicting:
+        colors = [e for e in by_id[item_id].entities if e.type == "color"]
+        assert colors and all(e.score < 0.5 and e.lift > 0 for e in colors), (item_id, colors)
+    broken = [e for i in contradicting for e in by_id[i].entities if e.breaks_match]
     assert any(e.type == "color" for e in broken)
+    # What the query asks for leans to a match in the matching items, and one entity is the cover.
+    for item_id in matching:
+        asked = [e for e in by_id[item_id].entities if (e.type, e.text) in {("color", "red"), ("material", "leather")}]
+        assert asked and all(e.score > 0.5 for e in asked), (item_id, asked)
+        assert sum(e.covers for e in by_id[item_id].entities) == 1
 
 
 def test_unknown_query_is_scored_live_once_per_distinct_pair(server, client):
