@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from entrel.catalog import CatalogItem
+from entrel.catalog import CatalogItem, item_text
 from entrel.offline.evaluate import EvalContext, MethodResult, Scores, choose_on_validation, method
-from entrel.offline.methods.texts import item_text
 from entrel.offline.mpnet import mpnet_path
 from entrel.offline.retrieval import Bm25Index
 from entrel.offline.training.examples import Label

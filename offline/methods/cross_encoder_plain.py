@@ -35,8 +35,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from entrel.catalog import item_text
 from entrel.offline.evaluate import EvalContext, MethodResult, Scores, method, validation_ndcg
-from entrel.offline.methods.texts import item_text
 from entrel.offline.training.examples import ITEM_TARGETS, MAX_GRADE, Label
 from entrel.offline.training.model_dir import reusable_info, save_model
 from entrel.offline.training.trainer import Example, fit, trainable_cross_encoder

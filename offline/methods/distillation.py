@@ -29,10 +29,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from entrel.catalog import item_text
 from entrel.offline.evaluate import EvalContext, MethodResult, Scores, method
 from entrel.offline.methods import cross_encoder_plain as plain
 from entrel.offline.methods.baselines import bm25_index, bm25_scores, cosine_scores
-from entrel.offline.methods.texts import item_text
 from entrel.offline.mpnet import mpnet_path
 from entrel.offline.training.trainer import Example, fit, trainable_cross_encoder
 from entrel.text import normalize

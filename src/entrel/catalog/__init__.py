@@ -2,7 +2,7 @@
 
 from entrel.catalog.entity import Entity, EntityType
 from entrel.catalog.extractor import EntityExtractor, Vocabulary
-from entrel.catalog.reader import CatalogError, CatalogItem, iter_items, parse_attributes, read_catalog
+from entrel.catalog.reader import CatalogError, CatalogItem, item_text, iter_items, parse_attributes, read_catalog
 
 __all__ = [
     "CatalogError",
@@ -11,6 +11,7 @@ __all__ = [
     "EntityExtractor",
     "EntityType",
     "Vocabulary",
+    "item_text",
     "iter_items",
     "parse_attributes",
     "read_catalog",

@@ -39,6 +39,16 @@ class CatalogItem:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
+def item_text(item: CatalogItem) -> str:
+    """How a product reads to a text model: ``title; brand: B; color: C``, leaving out empty fields.
+
+    One definition for the nightly item vectors, inline items at serving
+    time and the evaluation's bi-encoder baselines, so they compare alike.
+    """
+    fields = [f"{name}: {value}" for name, value in (("brand", item.brand), ("color", item.color)) if value]
+    return "; ".join([item.title, *fields])
+
+
 def read_table(path: str | Path, fmt: str = "auto", what: str = "catalog") -> pl.DataFrame:
     """Read a CSV (all columns as strings), Parquet or JSONL file; errors name `what` and the path."""
     path = Path(path)
