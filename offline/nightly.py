@@ -1,7 +1,8 @@
 """The nightly job: refresh the (query, entity) score cache.
 
 extract entities -> mine frequent queries (+ the server's logged misses)
--> candidate entities per query -> score in batches -> write a NEW snapshot
+-> candidate entities per query -> score in batches -> item and query vectors
+for the similarity term (unless its weight is 0) -> write a NEW snapshot
 -> verify it -> promote it atomically -> prune old ones -> JSON report.
 
 A failure at any step leaves the promoted snapshot, and so the server,
@@ -27,13 +28,13 @@ from tqdm.auto import tqdm
 
 from entrel.cache import Manifest, SnapshotStore
 from entrel.cache.misslog import MissSummary, read_misses
-from entrel.catalog import Entity
+from entrel.catalog import Entity, item_text
 from entrel.config import Settings
 from entrel.errors import EntrelError
 from entrel.offline import extract
 from entrel.offline.mine_queries import mine_queries
 from entrel.offline.retrieval import Bm25Index
-from entrel.scoring import CrossEncoderScorer, Scorer
+from entrel.scoring import CrossEncoderScorer, Scorer, TextEncoder
 
 __all__ = ["NightlyError", "NightlyReport", "run"]
 
@@ -164,6 +165,13 @@ def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True)
             )
             writer.add_rows(_score_rows(scorer, table, queries, candidates, progress))
             seconds["score_and_write"] = time.perf_counter() - clock
+            if settings.similarity.weight > 0:
+                clock = time.perf_counter()
+                encoder = TextEncoder(settings.similarity, getattr(scorer, "device", "cpu"))
+                item_vectors = encoder.encode([item_text(item) for item in catalog.items], progress=progress)
+                writer.add_item_vectors(zip((item.item_id for item in catalog.items), item_vectors, strict=True))
+                writer.add_query_vectors(zip(queries, encoder.encode(queries), strict=True))
+                seconds["vectors"] = time.perf_counter() - clock
             manifest = writer.finish(
                 Manifest(
                     snapshot_id=snapshot_id,
@@ -171,7 +179,11 @@ def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True)
                     model_name=settings.model.name_or_path,
                     created_at=datetime.now(UTC).isoformat(timespec="seconds"),
                     counts={},
-                    sources={"catalog": settings.catalog.path, "query_log": settings.nightly.query_log},
+                    sources={
+                        "catalog": settings.catalog.path,
+                        "query_log": settings.nightly.query_log,
+                        "similarity_encoder": settings.similarity.encoder if settings.similarity.weight > 0 else "",
+                    },
                     build_seconds=round(sum(seconds.values()), 2),
                 )
             )

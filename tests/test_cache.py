@@ -17,12 +17,14 @@ from entrel.text import normalize
 ENTITIES = [Entity.of("product_type", "office chair"), Entity.of("color", "red"), Entity.of("brand", "acme")]
 
 
-def write_snapshot(store, rows, items=None, fingerprint="model-a"):
+def write_snapshot(store, rows, items=None, fingerprint="model-a", item_vectors=(), query_vectors=()):
     writer = store.new_writer(map_size_mb=64)
     writer.put_meta("vocabulary", "{}")
     writer.add_entities(ENTITIES)
     writer.add_items(items or [("D1", "Red chair", [0, 1, 2]), ("D2", "Plain", [])])
     writer.add_rows(rows)
+    writer.add_item_vectors(item_vectors)
+    writer.add_query_vectors(query_vectors)
     snapshot_id = store.snapshot_id_of(writer)
     writer.finish(Manifest(snapshot_id, fingerprint, "test-model", "2026-01-01T00:00:00", {}))
     store.publish(writer)
@@ -31,7 +33,7 @@ def write_snapshot(store, rows, items=None, fingerprint="model-a"):
 
 def test_key_encoding_is_stable():
     # Golden values: changing them breaks every existing snapshot (bump FORMAT_VERSION).
-    assert FORMAT_VERSION == 1
+    assert FORMAT_VERSION == 2
     assert query_key(normalize("Red  Chair")) == b"q:red chair"
     assert query_key("x" * 401).startswith(b"h:") and len(query_key("x" * 401)) == 66
     assert query_key("é" * 300) == query_key("é" * 300)
@@ -53,7 +55,15 @@ def test_round_trip(tmp_path):
     )
     store.promote(sid)
     reader = store.open(store.current_id(), verify=True)
-    assert reader.manifest.counts == {"entities": 3, "items": 2, "queries": 2, "pairs": 3}
+    assert reader.manifest.counts == {
+        "entities": 3,
+        "items": 2,
+        "queries": 2,
+        "pairs": 3,
+        "item_vectors": 0,
+        "query_vectors": 0,
+    }
+    assert reader.item_vectors is None and reader.query_vector("red chair") is None
     assert reader.manifest.model_fingerprint == "model-a"
     ids, scores = reader.row("red chair")
     assert ids.tolist() == [0, 1] and scores.tolist() == pytest.approx([0.8, 0.9])
@@ -63,6 +73,24 @@ def test_round_trip(tmp_path):
     assert reader.item_counts.tolist() == [3, 0]
     assert reader.titles(["D2", "nope", "D1"]) == ["Plain", "", "Red chair"]
     assert sorted(reader.queries()) == ["blue chair", "red chair"]
+
+
+def test_item_and_query_vectors_round_trip_in_item_order(tmp_path):
+    store = SnapshotStore(tmp_path)
+    rows = [("red chair", np.array([0]), np.array([0.9]))]
+    unit = np.eye(4, dtype=np.float32)
+    sid = write_snapshot(store, rows, item_vectors=[("D2", unit[1]), ("D1", unit[0])], query_vectors=[("red chair", unit[2])])
+    reader = store.open(sid, verify=True)
+    assert reader.manifest.counts["item_vectors"] == 2 and reader.manifest.counts["query_vectors"] == 1
+    assert reader.item_vectors is not None and reader.item_vectors.dtype == np.float16
+    assert reader.item_vectors[reader.item_rows["D1"]].tolist() == [1, 0, 0, 0]
+    assert reader.item_vectors[reader.item_rows["D2"]].tolist() == [0, 1, 0, 0]
+    assert reader.query_vector("red chair").tolist() == [0, 0, 1, 0]
+    assert reader.query_vector("blue chair") is None
+    # One vector per item or none: a partial table is refused, not half used.
+    partial = write_snapshot(SnapshotStore(tmp_path / "partial"), rows, item_vectors=[("D1", unit[0])])
+    with pytest.raises(SnapshotError, match="item vectors do not match"):
+        SnapshotStore(tmp_path / "partial").open(partial)
 
 
 def test_corrupt_and_missing_snapshots_are_clear_errors(tmp_path):

@@ -24,6 +24,8 @@ def test_nightly_report_and_snapshot(served_settings):
     reader = store.open(store.current_id(), verify=True)
     counts = reader.manifest.counts
     assert counts["items"] > 50 and counts["entities"] > 50 and counts["queries"] > 20 and counts["pairs"] > 1000
+    # The similarity term is on by default: a vector for every item and every precomputed query.
+    assert counts["item_vectors"] == counts["items"] and counts["query_vectors"] == counts["queries"]
     reports = list((Path(served_settings.data_dir) / "reports").glob("nightly-*.json"))
     report = json.loads(reports[0].read_text())
     assert report["snapshot_id"] == store.current_id()
@@ -40,6 +42,7 @@ def test_live_misses_become_hits_after_the_next_nightly_run(served_settings, sco
         items = [ItemRequest(i) for i in list(server.watcher.current().item_rows)[:30]]
         before = server.engine.score(query, items)
         assert not before.query_cached and before.cache_hits == 0 and before.live_scored_pairs > 0
+        assert not before.query_vector_cached and before.similarity_weight > 0
     finally:
         server.stop(grace=0)  # flushes the miss log
     nightly.run(settings, scorer=scorer, progress=False)
@@ -47,6 +50,7 @@ def test_live_misses_become_hits_after_the_next_nightly_run(served_settings, sco
     try:
         after = server.engine.score(query, items)
         assert after.query_cached and after.cache_misses == 0 and after.live_scored_pairs == 0
+        assert after.query_vector_cached
         assert [i.score for i in after.items] == pytest.approx([i.score for i in before.items], abs=1e-4)
     finally:
         server.stop(grace=0)

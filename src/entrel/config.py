@@ -35,6 +35,7 @@ __all__ = [
     "NightlySettings",
     "ServerSettings",
     "Settings",
+    "SimilaritySettings",
     "TrainSettings",
     "load_settings",
 ]
@@ -141,6 +142,24 @@ class LogicSettings:
 
 
 @dataclass(frozen=True)
+class SimilaritySettings:
+    """The item-level term: score = (1 - weight) * entity score + weight * cosine(query, item text).
+
+    Item vectors are computed by the nightly job and stored in the snapshot
+    (frequent queries' vectors too), so serving it costs one dot product per
+    item. The default weight was chosen by 5-fold cross-validation over the
+    ESCI training queries (README, "Quality"); 0 turns the term off.
+    """
+
+    # A sentence-transformers bi-encoder: hub name (cached locally) or a local directory.
+    encoder: str = "all-MiniLM-L6-v2"
+    weight: float = 0.85
+    batch_size: int = 64
+    # Live-encoded query vectors kept per process.
+    query_cache_size: int = 10_000
+
+
+@dataclass(frozen=True)
 class NightlySettings:
     query_log: str = str(DEMO_DATA / "query_log.csv")
     # Frequent queries: the top-k by count, stopping early once this share
@@ -238,6 +257,7 @@ class Settings:
     extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     logic: LogicSettings = field(default_factory=LogicSettings)
+    similarity: SimilaritySettings = field(default_factory=SimilaritySettings)
     nightly: NightlySettings = field(default_factory=NightlySettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
@@ -364,6 +384,8 @@ def _validate(s: Settings) -> None:
         (s.logic.coverage_weight >= 0.0, "logic.coverage_weight must be >= 0"),
         (min(vars(s.logic.type_weights).values()) >= 0.0, "logic.type_weights must be >= 0"),
         (0.0 <= s.logic.neutral_band < 0.5, "logic.neutral_band must be within [0, 0.5)"),
+        (0.0 <= s.similarity.weight <= 1.0, "similarity.weight must be within [0, 1]"),
+        (s.similarity.batch_size > 0 and s.similarity.query_cache_size >= 0, "similarity.batch_size must be positive"),
         (0.0 < s.nightly.traffic_coverage <= 1.0, "nightly.traffic_coverage must be within (0, 1]"),
         (s.nightly.top_k_queries > 0, "nightly.top_k_queries must be positive"),
         (s.server.max_items > 0, "server.max_items must be positive"),

@@ -38,8 +38,17 @@ def _metadata_line(meta: pb.ResponseMetadata) -> str:
     return (
         f"snapshot {meta.snapshot_id or '(none: live only)'} · model {meta.model_fingerprint} · t-norm {meta.tnorm} · "
         f"query {'cached' if meta.query_cached else 'not cached'} · hits {meta.cache_hits} · "
-        f"misses {meta.cache_misses} (live {meta.live_scored_pairs}, prior {meta.prior_pairs}) · {meta.total_ms:.1f} ms"
+        f"misses {meta.cache_misses} (live {meta.live_scored_pairs}, prior {meta.prior_pairs}) · "
+        f"similarity weight {meta.similarity_weight:.2f} · {meta.total_ms:.1f} ms"
     )
+
+
+def _score_formula(item: pb.ItemScore, weight: float) -> str:
+    """E.g. "0.15 × entities 0.412 + 0.85 × similarity 0.631", or the entity score alone when the weight is 0."""
+    entities = f"T(coverage {item.coverage:.3f}, compatibility {item.compatibility:.3f})"
+    if not weight:
+        return entities
+    return f"{1 - weight:.2f} × entities {item.entity_score:.3f} + {weight:.2f} × similarity {item.similarity:.3f}; entities = {entities}"
 
 
 def render_ranking(query: str, response: pb.ScoreItemsResponse, limit: int | None = None) -> str:
@@ -50,8 +59,7 @@ def render_ranking(query: str, response: pb.ScoreItemsResponse, limit: int | Non
         status = "" if item.status == pb.ITEM_STATUS_OK else f"  [{_STATUS.get(item.status, '?')}: {item.message}]"
         lines.append(f"{rank:>3}. {item.score:.3f}  {item.item_id}  {item.title[:70]}{status}")
         if item.entities:
-            lines.append(f"       coverage {item.coverage:.2f} · compatibility {item.compatibility:.2f}")
-        if item.entities:
+            lines.append(f"       {_score_formula(item, response.metadata.similarity_weight)}")
             lines.append(f"       {_entity_line(item)}")
     return "\n".join(lines)
 
@@ -61,8 +69,8 @@ def render_explanation(query: str, response: pb.ScoreItemsResponse) -> str:
     blocks = [_metadata_line(response.metadata)]
     for item in response.items:
         blocks.append(
-            f"\n{item.item_id}  score {item.score:.3f} = T(coverage {item.coverage:.3f}, compatibility "
-            f'{item.compatibility:.3f})  [{_STATUS.get(item.status, "?")}]  "{item.title}"\n'
+            f"\n{item.item_id}  score {item.score:.3f} = {_score_formula(item, response.metadata.similarity_weight)}  "
+            f'[{_STATUS.get(item.status, "?")}]  "{item.title}"\n'
             f'query: "{query}"' + (f"\n{item.message}" if item.message else "")
         )
         if not item.entities:

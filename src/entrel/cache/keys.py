@@ -21,7 +21,8 @@ __all__ = [
     "query_key",
 ]
 
-FORMAT_VERSION = 1
+# 2: item and query vectors for the item-level similarity term.
+FORMAT_VERSION = 2
 
 # LMDB keys are at most 511 bytes; longer queries are keyed by a digest.
 _MAX_PLAIN_KEY = 400

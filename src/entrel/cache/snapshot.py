@@ -10,13 +10,16 @@ entities    entity id (4 bytes, big-endian)  ``type\\ttext`` (UTF-8)
 items       item id (UTF-8)                  entity ids (little-endian uint32)
 titles      item id (UTF-8)                  title (UTF-8), for explanations
 rows        :func:`keys.query_key`           :func:`keys.encode_row`
+item_vecs   item id (UTF-8)                  unit vector (little-endian float16)
+query_vecs  :func:`keys.query_key`           unit vector (little-endian float16)
 ==========  ===============================  =====================================
 
 A query's row holds every precomputed (query, entity) score, so serving a
 request costs one LMDB read. The item and entity tables are small next to
 the rows and are loaded into memory when a reader opens, as a padded
 (items x entities) id matrix, so the hot path gathers with numpy instead
-of looping in Python.
+of looping in Python. Item vectors (for the item-level similarity term) are
+loaded the same way; a snapshot built with the term off holds none.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from entrel.errors import EntrelError
 
 __all__ = ["Manifest", "SnapshotError", "SnapshotReader", "SnapshotWriter"]
 
-_DBS = (b"meta", b"entities", b"items", b"titles", b"rows")
+_DBS = (b"meta", b"entities", b"items", b"titles", b"rows", b"item_vecs", b"query_vecs")
+_VECTOR = np.dtype("<f2")
 _COMMIT_EVERY = 5000
 MANIFEST_FILE = "manifest.json"
 # SHA-256 of data.mdb as written, so a damaged file is named as such.
@@ -101,7 +105,7 @@ class SnapshotWriter:
         self._env = lmdb.open(str(self.path), map_size=map_size_mb << 20, max_dbs=len(_DBS), sync=False)
         self._dbs = {name: self._env.open_db(name) for name in _DBS}
         self._entity_count = 0
-        self._counts = {"entities": 0, "items": 0, "queries": 0, "pairs": 0}
+        self._counts = {"entities": 0, "items": 0, "queries": 0, "pairs": 0, "item_vectors": 0, "query_vectors": 0}
 
     def _put_all(self, db: bytes, pairs: Iterable[tuple[bytes, bytes]]) -> int:
         """Write in chunked transactions so memory stays flat on big snapshots."""
@@ -155,6 +159,18 @@ class SnapshotWriter:
                 yield query_key(query), encode_row(ids, scores)
 
         self._counts["queries"] += self._put_all(b"rows", encoded())
+
+    def add_item_vectors(self, vectors: Iterable[tuple[str, np.ndarray]]) -> None:
+        """(item id, unit vector) per item; float16 halves the size and moves cosines by < 1e-3."""
+        self._counts["item_vectors"] += self._put_all(
+            b"item_vecs", ((item_key(i), np.asarray(v, dtype=_VECTOR).tobytes()) for i, v in vectors)
+        )
+
+    def add_query_vectors(self, vectors: Iterable[tuple[str, np.ndarray]]) -> None:
+        """(normalised query, unit vector) per precomputed query."""
+        self._counts["query_vectors"] += self._put_all(
+            b"query_vecs", ((query_key(q), np.asarray(v, dtype=_VECTOR).tobytes()) for q, v in vectors)
+        )
 
     def put_meta(self, key: str, value: str) -> None:
         self._put_all(b"meta", [(key.encode(), value.encode("utf-8"))])
@@ -235,6 +251,7 @@ class SnapshotReader:
                 for key, value in txn.cursor(self._dbs[b"items"]):
                     item_ids.append(key.decode("utf-8"))
                     rows.append(np.frombuffer(value, dtype="<u4"))
+                vectors = {k.decode("utf-8"): np.frombuffer(v, dtype=_VECTOR) for k, v in txn.cursor(self._dbs[b"item_vecs"])}
         except (lmdb.Error, ValueError, UnicodeDecodeError) as exc:
             raise SnapshotError(f"snapshot {self.path} {_damage(self.path) or f'is corrupt: {exc}'}") from exc
         counts = self.manifest.counts
@@ -253,6 +270,12 @@ class SnapshotReader:
         for i, row in enumerate(rows):
             self.item_entities[i, : len(row)] = row
             self.item_counts[i] = len(row)
+        # (items x dimension) float16 in item row order, or None when the snapshot holds no item vectors.
+        self.item_vectors: np.ndarray | None = None
+        if vectors:
+            if vectors.keys() != self.item_rows.keys() or len({v.size for v in vectors.values()}) != 1:
+                raise SnapshotError(f"snapshot {self.path}: item vectors do not match the items (one per item, one size)")
+            self.item_vectors = np.stack([vectors[i] for i in item_ids])
 
     @property
     def snapshot_id(self) -> str:
@@ -263,6 +286,12 @@ class SnapshotReader:
         with self._env.begin() as txn:
             value = txn.get(query_key(normalized_query), db=self._dbs[b"rows"])
         return None if value is None else decode_row(value)
+
+    def query_vector(self, normalized_query: str) -> np.ndarray | None:
+        """The query's precomputed unit vector (float16), or None."""
+        with self._env.begin() as txn:
+            value = txn.get(query_key(normalized_query), db=self._dbs[b"query_vecs"])
+        return None if value is None else np.frombuffer(value, dtype=_VECTOR)
 
     def titles(self, item_ids: Sequence[str]) -> list[str]:
         """Titles of known items, '' for the rest (one batched read)."""

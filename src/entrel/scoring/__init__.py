@@ -11,15 +11,18 @@ from entrel.scoring.cross_encoder import (
     model_fingerprint,
     resolve_model_path,
 )
+from entrel.scoring.similarity import TextEncoder, similarities
 
 __all__ = [
     "MODEL_INFO_FILE",
     "CrossEncoderScorer",
     "ModelNotFoundError",
     "Scorer",
+    "TextEncoder",
     "cpu_has_fast_bfloat16",
     "length_sorted_batches",
     "load_cross_encoder",
     "model_fingerprint",
     "resolve_model_path",
+    "similarities",
 ]

@@ -7,7 +7,9 @@ Per request: normalise the query; gather the items' entity ids from the
 snapshot into a padded (items x entities) matrix; read the query's cached
 row once and look every entity up in it with numpy; send the distinct
 misses to the shared micro-batcher, bounded by the request's deadline and a
-per-request cap; fill the matrix and let the aggregator combine each row.
+per-request cap; fill the matrix and let the aggregator combine each row;
+blend in the item-level similarity (query vector . item vector, both
+precomputed where the snapshot has them) with its configured weight.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ import numpy as np
 
 from entrel.cache import SnapshotReader
 from entrel.cache.misslog import MissLogWriter
-from entrel.catalog import CatalogItem, Entity
+from entrel.catalog import CatalogItem, Entity, item_text
 from entrel.catalog.extractor import EntityExtractor, Vocabulary
 from entrel.config import Settings
 from entrel.errors import EntrelError
 from entrel.logic import NEUTRAL, Aggregate, Aggregator
+from entrel.scoring import TextEncoder, similarities
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher, Overloaded
 from entrel.service.limits import inline_problem
@@ -126,9 +129,12 @@ class ItemResult:
     message: str = ""
     title: str = ""
     entities: list[EntityScore] | None = None
-    # The two halves of the score (see entrel.logic).
+    # The two halves of the entity score (see entrel.logic).
     coverage: float = 0.0
     compatibility: float = 1.0
+    # score = (1 - w) * entity_score + w * similarity (w: ScoreResult.similarity_weight).
+    entity_score: float = 0.0
+    similarity: float = 0.0
 
 
 @dataclass
@@ -144,6 +150,9 @@ class ScoreResult:
     live_scored_pairs: int = 0
     prior_pairs: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # 0 when the term is off or the snapshot holds no item vectors.
+    similarity_weight: float = 0.0
+    query_vector_cached: bool = False
 
 
 @dataclass
@@ -152,6 +161,8 @@ class _Resolved:
 
     ids: np.ndarray
     counts: np.ndarray
+    # Row of each item in the snapshot's tables, -1 when not there.
+    rows: np.ndarray
     # Found in the snapshot / sent inline.
     known: np.ndarray
     inline: np.ndarray
@@ -171,12 +182,15 @@ class RelevanceEngine:
         snapshot: SnapshotSource,
         batcher: MicroBatcher,
         miss_log: MissLogWriter | None = None,
+        encoder: TextEncoder | None = None,
     ) -> None:
         self.settings = settings
         self.fingerprint = fingerprint
         self._snapshot = snapshot
         self._batcher = batcher
         self._miss_log = miss_log
+        # The bi-encoder of the similarity term; None when its weight is 0.
+        self._encoder = encoder
         self.aggregator = Aggregator.from_settings(settings.logic)
         # Type weight of every snapshot entity id, built once per snapshot.
         self._entity_weights: dict[str, np.ndarray] = {}
@@ -253,12 +267,14 @@ class RelevanceEngine:
         notes = self._fill_misses(normalized, snap, resolved, scores, sources, deadline, result)
         lived = time.perf_counter()
         aggregate = self.aggregator(scores, resolved.counts, self._type_weights(snap, resolved), explain=explain)
-        result.items = self._results(snap, resolved, scores, sources, aggregate, notes, items, explain)
+        similarity = self._similarity(snap, normalized, items, resolved, result)
+        aggregated = time.perf_counter()
+        result.items = self._results(snap, resolved, scores, sources, aggregate, similarity, result, notes, items, explain)
         done = time.perf_counter()
         result.timings_ms = {
             "lookup": (looked_up - started) * 1000,
             "live": (lived - looked_up) * 1000,
-            "aggregate": (done - lived) * 1000,
+            "aggregate": (aggregated - lived) * 1000,
             "total": (done - started) * 1000,
         }
         metrics.CACHE_HITS.inc(result.cache_hits)
@@ -297,6 +313,36 @@ class RelevanceEngine:
         table = np.concatenate([base, np.array(local, dtype=np.float32), np.ones(1, dtype=np.float32)])
         return table[resolved.ids]
 
+    def _similarity(
+        self,
+        snap: SnapshotReader | None,
+        normalized: str,
+        items: Sequence[ItemRequest],
+        resolved: _Resolved,
+        result: ScoreResult,
+    ) -> np.ndarray:
+        """Cosine of the query with each item's text (0 for unknown items); sets the response's weight.
+
+        The term applies only with a snapshot that holds item vectors, so
+        every item of a response is scored alike; inline items are encoded live.
+        """
+        sims = np.zeros(len(items), dtype=np.float32)
+        if self._encoder is None or snap is None or snap.item_vectors is None:
+            return sims
+        query = snap.query_vector(normalized)
+        result.query_vector_cached = query is not None
+        if query is None:
+            query = self._encoder.encode_query(normalized)
+        known = np.flatnonzero(resolved.known)
+        if known.size:
+            sims[known] = similarities(query, snap.item_vectors[resolved.rows[known]])
+        inline = [i for i, r in enumerate(items) if r.inline is not None]
+        if inline:
+            texts = [item_text(r.inline) for r in items if r.inline is not None]
+            sims[inline] = similarities(query, self._encoder.encode(texts))
+        result.similarity_weight = self.settings.similarity.weight
+        return sims
+
     def _extract_inline(
         self, snap: SnapshotReader | None, items: list[CatalogItem], deadline: float
     ) -> list[list[Entity] | None]:
@@ -328,6 +374,7 @@ class RelevanceEngine:
             counts = np.where(known, snap.item_counts[np.where(known, rows, 0)], 0).astype(np.int32)
             n_snapshot_entities = len(snap.entities)
         else:
+            rows = np.full(n, -1, dtype=np.int64)
             known = np.zeros(n, dtype=bool)
             ids = np.full((n, 0), -1, dtype=np.int32)
             counts = np.zeros(n, dtype=np.int32)
@@ -359,7 +406,7 @@ class RelevanceEngine:
                     titles[i] = r.inline.title
         inline = np.zeros(n, dtype=bool)
         inline[inline_rows] = True
-        return _Resolved(ids, counts, known, inline, local, titles, unextracted)
+        return _Resolved(ids, counts, rows, known, inline, local, titles, unextracted)
 
     @staticmethod
     def _lookup(row: tuple[np.ndarray, np.ndarray] | None, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -446,14 +493,19 @@ class RelevanceEngine:
         scores: np.ndarray,
         sources: np.ndarray,
         aggregate: Aggregate,
+        similarity: np.ndarray,
+        result: ScoreResult,
         notes: dict[int, str],
         items: Sequence[ItemRequest],
         explain: bool,
     ) -> list[ItemResult]:
         code_array = self._statuses(resolved, sources, aggregate)
+        weight = result.similarity_weight
+        blended = (1.0 - weight) * aggregate.scores + weight * similarity
         # Not judged: below any real match, so a client sorting by score never prefers it.
         unjudged = np.isin(code_array, (_UNKNOWN, _EMPTY))
-        item_scores = np.where(unjudged, self.settings.logic.unjudged_score, aggregate.scores).tolist()
+        item_scores = np.where(unjudged, self.settings.logic.unjudged_score, blended).tolist()
+        entity_scores, similarity_list = aggregate.scores.tolist(), similarity.tolist()
         codes = code_array.tolist()
         coverage, compatibility = aggregate.coverage.tolist(), aggregate.compatibility.tolist()
         unknown_message = "item id not in the serving snapshot" if snap is not None else "no snapshot is being served"
@@ -496,6 +548,8 @@ class RelevanceEngine:
                     entities,
                     coverage[i],
                     compatibility[i],
+                    entity_scores[i],
+                    similarity_list[i],
                 )
             )
         return out

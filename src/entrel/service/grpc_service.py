@@ -95,6 +95,8 @@ def to_response(result: ScoreResult) -> pb.ScoreItemsResponse:
             title=item.title,
             coverage=item.coverage,
             compatibility=item.compatibility,
+            entity_score=item.entity_score,
+            similarity=item.similarity,
         )
         for e in item.entities or ():
             out.entities.add(
@@ -125,6 +127,8 @@ def to_response(result: ScoreResult) -> pb.ScoreItemsResponse:
             live_ms=t.get("live", 0.0),
             aggregate_ms=t.get("aggregate", 0.0),
             total_ms=t.get("total", 0.0),
+            similarity_weight=result.similarity_weight,
+            query_vector_cached=result.query_vector_cached,
         )
     )
     return response

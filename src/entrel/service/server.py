@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from entrel.cache import SnapshotReader, SnapshotStore
 from entrel.cache.misslog import MissLogWriter
 from entrel.config import Settings
-from entrel.scoring import CrossEncoderScorer, Scorer
+from entrel.scoring import CrossEncoderScorer, Scorer, TextEncoder
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher
 from entrel.service.engine import RelevanceEngine
@@ -61,7 +61,10 @@ class RelevanceServer:
             cfg.reload_interval_s,
             on_change=self._snapshot_changed,
         )
-        self.engine = RelevanceEngine(settings, self.scorer.fingerprint, self.watcher, self.batcher, self.miss_log)
+        self.encoder = (
+            TextEncoder(settings.similarity, getattr(self.scorer, "device", "cpu")) if settings.similarity.weight > 0 else None
+        )
+        self.engine = RelevanceEngine(settings, self.scorer.fingerprint, self.watcher, self.batcher, self.miss_log, self.encoder)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix="entrel-rpc"),
             options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", cfg.max_request_bytes)],
@@ -91,6 +94,8 @@ class RelevanceServer:
         """One forward pass, so the first request does not pay for lazy initialisation."""
         started = time.perf_counter()
         self.scorer.score([("warm up", "product type: chair")])
+        if self.encoder is not None:
+            self.encoder.encode(["warm up"])
         log.info("model warm", extra={"seconds": round(time.perf_counter() - started, 3)})
 
     def start(self) -> RelevanceServer:

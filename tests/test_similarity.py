@@ -1,0 +1,68 @@
+"""The item-level similarity term over a real nightly snapshot and a real bi-encoder (all-MiniLM-L6-v2).
+
+score = (1 - w) * entity score + w * cosine(query, item text), with item and
+frequent-query vectors precomputed by the nightly job, other queries and
+inline items encoded live to the same vectors.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from entrel.catalog import iter_items, read_catalog
+from entrel.v1 import relevance_pb2 as pb
+
+
+def _of_type(server, product_type: str) -> list[str]:
+    snap = server.watcher.current()
+    wanted = {snap.entity_ids[e] for e in snap.entity_ids if e.type.value == "product_type" and product_type in e.text}
+    return [i for i, row in snap.item_rows.items() if wanted & set(snap.item_entities[row, : snap.item_counts[row]].tolist())]
+
+
+def test_score_is_the_stated_blend_and_similarity_follows_the_item_text(server, client):
+    snap = server.watcher.current()
+    query = next(q for q in sorted(snap.queries()) if "bottle" in q)
+    bottles, chairs = _of_type(server, "bottle")[:6], _of_type(server, "office chair")[:6]
+    assert bottles and chairs
+    response = client.score(query, bottles + chairs, explain=True)
+    weight = response.metadata.similarity_weight
+    assert weight == pytest.approx(server.settings.similarity.weight) and 0 < weight < 1
+    assert response.metadata.query_vector_cached, "a precomputed query's vector comes from the snapshot"
+    for item in response.items:
+        assert item.status == pb.ITEM_STATUS_OK
+        assert 0.0 <= item.similarity <= 1.0
+        assert item.score == pytest.approx((1 - weight) * item.entity_score + weight * item.similarity, abs=1e-5)
+    similarity = {item.item_id: item.similarity for item in response.items}
+    assert min(similarity[i] for i in bottles) > max(similarity[i] for i in chairs), query
+
+
+def test_live_query_and_inline_item_match_the_nightly_vectors(server, client):
+    snap = server.watcher.current()
+    item = next(i for i in iter_items(read_catalog(server.settings.catalog)) if i.item_id in _of_type(server, "bottle"))
+    inline = pb.InlineItem(title=item.title, brand=item.brand, color=item.color)
+    query = "leak proof bottle to carry at the gym"
+    assert snap.row(query) is None and snap.query_vector(query) is None
+    response = client.score(query, [item.item_id, inline, "NOPE"], explain=True)
+    assert not response.metadata.query_vector_cached and response.metadata.similarity_weight > 0
+    by_catalog, by_inline, unknown = response.items
+    assert by_catalog.similarity > 0.3
+    assert by_inline.similarity == pytest.approx(by_catalog.similarity, abs=1e-6), "same text, same vector"
+    assert unknown.status == pb.ITEM_STATUS_UNKNOWN_ITEM and unknown.score == 0.0 and unknown.similarity == 0.0
+    # Encoded once, then served from the process's query cache: the same answer again.
+    again = client.score(query, [item.item_id])
+    assert again.items[0].score == pytest.approx(by_catalog.score, abs=1e-6)
+
+
+def test_weight_zero_scores_by_entities_alone(server):
+    from entrel.service.engine import ItemRequest, RelevanceEngine
+
+    engine = server.engine
+    settings = server.settings.replace(**{"similarity.weight": "0"})
+    alone = RelevanceEngine(settings, engine.fingerprint, server.watcher, server.batcher, None, None)
+    items = [ItemRequest(i) for i in _of_type(server, "office chair")[:5]]
+    result = alone.score("red leather office chair", items)
+    assert result.similarity_weight == 0.0 and not result.query_vector_cached
+    assert all(i.score == i.entity_score and i.similarity == 0.0 for i in result.items)
+    blended = engine.score("red leather office chair", items)
+    assert [i.entity_score for i in blended.items] == pytest.approx([i.entity_score for i in result.items], abs=1e-6)
+    assert [i.score for i in blended.items] != pytest.approx([i.score for i in result.items], abs=1e-3)
