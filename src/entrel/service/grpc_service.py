@@ -7,10 +7,12 @@ import time
 
 import grpc
 
+from entrel.cache import SnapshotError
 from entrel.catalog import CatalogItem
 from entrel.errors import EntrelError
 from entrel.logs import LogThrottle
 from entrel.service import metrics
+from entrel.service.access import PermissionDenied, Unauthenticated
 from entrel.service.batcher import DeadlineExceeded, Overloaded
 from entrel.service.decoding import Undecodable, lenient_decoder
 from entrel.service.engine import InvalidRequest, ItemRequest, ItemStatus, RelevanceEngine, Role, ScoreResult, Source
@@ -30,6 +32,10 @@ STATUS_OF_ERROR: dict[type[BaseException], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    # Admin calls on the snapshot store (e.g. nothing earlier to roll back to): the store's state, not a bug.
+    SnapshotError: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 
