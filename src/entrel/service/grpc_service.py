@@ -7,13 +7,16 @@ import time
 
 import grpc
 
+from entrel.cache import SnapshotError
 from entrel.catalog import CatalogItem
 from entrel.errors import EntrelError
 from entrel.logs import LogThrottle
 from entrel.service import metrics
+from entrel.service.access import PermissionDenied, Unauthenticated
 from entrel.service.batcher import DeadlineExceeded, Overloaded
 from entrel.service.decoding import Undecodable, lenient_decoder
 from entrel.service.engine import InvalidRequest, ItemRequest, ItemStatus, RelevanceEngine, Role, ScoreResult, Source
+from entrel.service.stats import ServingStats
 from entrel.v1 import relevance_pb2 as pb
 from entrel.v1 import relevance_pb2_grpc as pb_grpc
 
@@ -30,6 +33,10 @@ STATUS_OF_ERROR: dict[type[BaseException], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    # Admin calls on the snapshot store (e.g. nothing earlier to roll back to): the store's state, not a bug.
+    SnapshotError: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 
@@ -137,13 +144,15 @@ def to_response(result: ScoreResult) -> pb.ScoreItemsResponse:
 class RelevanceServicer(pb_grpc.RelevanceServicer):
     """Thin adapter: validation and scoring live in the engine."""
 
-    def __init__(self, engine: RelevanceEngine) -> None:
+    def __init__(self, engine: RelevanceEngine, stats: ServingStats | None = None) -> None:
         self.engine = engine
+        self.stats = stats if stats is not None else ServingStats()
         self._bad_requests = LogThrottle(log, engine.settings.server.bad_request_log_interval_s)
 
     def ScoreItems(self, request: pb.ScoreItemsRequest | Undecodable, context: grpc.ServicerContext) -> pb.ScoreItemsResponse:
         started = time.perf_counter()
         code = grpc.StatusCode.OK
+        result: ScoreResult | None = None
         try:
             if isinstance(request, Undecodable):
                 raise InvalidRequest(request.reason)
@@ -152,7 +161,8 @@ class RelevanceServicer(pb_grpc.RelevanceServicer):
             items = [_item_request(i, ref) for i, ref in enumerate(request.items)]
             remaining = context.time_remaining()
             deadline = None if remaining is None else _answer_by(remaining)
-            return to_response(self.engine.score(request.query, items, explain=request.explain, deadline=deadline))
+            result = self.engine.score(request.query, items, explain=request.explain, deadline=deadline)
+            return to_response(result)
         except Exception as exc:
             code = status_of(exc)
             if code == grpc.StatusCode.INTERNAL:
@@ -163,6 +173,7 @@ class RelevanceServicer(pb_grpc.RelevanceServicer):
                 self._bad_requests.warning(type(request).__name__, "bad request refused", error=str(exc)[:300])
             context.abort(code, str(exc))
         finally:
+            self.stats.record(*((result.cache_hits, result.cache_misses) if result is not None else (0, 0)))
             metrics.REQUESTS.labels(code.name).inc()
             metrics.REQUEST_SECONDS.observe(time.perf_counter() - started)
 

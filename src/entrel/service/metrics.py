@@ -31,6 +31,7 @@ MISS_LOG_DROPPED = Counter(
     ["reason"],
 )
 SNAPSHOT_SWAPS = Counter("entrel_snapshot_swaps_total", "Snapshots picked up without restart")
+AUTH_REFUSED = Counter("entrel_auth_refused_total", "Calls refused for their bearer token, by status", ["code"])
 SNAPSHOT_REFUSED = Counter("entrel_snapshot_refused_total", "Snapshots refused (corrupt or other model)")
 # Read from the miss-log writer at scrape time (the cache layer knows nothing of metrics).
 

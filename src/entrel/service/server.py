@@ -1,4 +1,4 @@
-"""Assembles and runs the gRPC server: model, snapshot watcher, batcher, health, reflection."""
+"""Assembles and runs the gRPC server: model, snapshot watcher, batcher, health, reflection, admin, TLS and tokens."""
 
 from __future__ import annotations
 
@@ -18,16 +18,32 @@ from entrel.cache.misslog import MissLogWriter
 from entrel.config import Settings
 from entrel.scoring import CrossEncoderScorer, Scorer, TextEncoder
 from entrel.service import metrics
+from entrel.service.access import AccessPolicy, Tokens
+from entrel.service.admin import ADMIN_SERVICE_NAME, AdminServicer
+from entrel.service.auth import BearerTokenInterceptor
 from entrel.service.batcher import MicroBatcher
 from entrel.service.engine import RelevanceEngine
 from entrel.service.grpc_service import SERVICE_NAME, RelevanceServicer, add_to_server
 from entrel.service.snapshots import SnapshotWatcher
+from entrel.service.stats import ServingStats
+from entrel.service.tls import server_credentials
+from entrel.v1 import admin_pb2_grpc
 
 __all__ = ["RelevanceServer", "SERVICE_NAME"]
 
 log = logging.getLogger(__name__)
 
 _MAX_BATCH_PAIRS = 128
+# Threads of a separate admin server: its calls are few and short.
+_ADMIN_WORKERS = 2
+
+
+def _listen(server: grpc.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
+    """Bind `address` (TLS when `credentials`); the port bound (address may ask for port 0)."""
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address} (in use?)")
+    return port
 
 
 class RelevanceServer:
@@ -39,8 +55,11 @@ class RelevanceServer:
 
     def __init__(self, settings: Settings, scorer: Scorer | None = None) -> None:
         self.settings = settings
-        self.scorer = scorer if scorer is not None else CrossEncoderScorer(settings.model)
         cfg = settings.server
+        # Tokens and certificates are read first: a missing file stops start-up with one line, before any thread starts.
+        interceptor = BearerTokenInterceptor(AccessPolicy(Tokens.from_settings(settings.auth)), cfg.bad_request_log_interval_s)
+        credentials = server_credentials(settings.tls)
+        self.scorer = scorer if scorer is not None else CrossEncoderScorer(settings.model)
         self.batcher = MicroBatcher(self.scorer, _MAX_BATCH_PAIRS, cfg.batch_wait_ms / 1000, cfg.queue_capacity_pairs)
         self.miss_log = (
             MissLogWriter(
@@ -65,19 +84,41 @@ class RelevanceServer:
             TextEncoder(settings.similarity, getattr(self.scorer, "device", "cpu")) if settings.similarity.weight > 0 else None
         )
         self.engine = RelevanceEngine(settings, self.scorer.fingerprint, self.watcher, self.batcher, self.miss_log, self.encoder)
+        self.stats = ServingStats()
+        options = [("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", cfg.max_request_bytes)]
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix="entrel-rpc"),
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", cfg.max_request_bytes)],
+            interceptors=[interceptor],
+            options=options,
         )
-        add_to_server(RelevanceServicer(self.engine), self._server)
+        add_to_server(RelevanceServicer(self.engine, self.stats), self._server)
+        admin = AdminServicer(
+            self.watcher,
+            self.scorer.fingerprint,
+            self.stats,
+            queue_depth=self.batcher.pending,
+            serving=lambda: self.watcher.current() is not None and not self._stopping.is_set(),
+        )
+        # The admin service on its own port has its own threads: it answers while scoring is saturated.
+        self._admin_server = (
+            grpc.server(
+                futures.ThreadPoolExecutor(max_workers=_ADMIN_WORKERS, thread_name_prefix="entrel-admin"),
+                interceptors=[interceptor],
+                options=options,
+            )
+            if cfg.admin_address
+            else None
+        )
+        admin_pb2_grpc.add_AdminServicer_to_server(admin, self._admin_server or self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            self._server,
-        )
-        self.port = self._server.add_insecure_port(f"{cfg.host}:{cfg.port}")
-        if self.port == 0:
-            raise OSError(f"cannot listen on {cfg.host}:{cfg.port} (in use?)")
+        services = [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection((*services, *([] if self._admin_server else [ADMIN_SERVICE_NAME])), self._server)
+        self.port = _listen(self._server, f"{cfg.host}:{cfg.port}", credentials)
+        self.admin_port = self.port
+        if self._admin_server is not None:
+            reflection.enable_server_reflection((ADMIN_SERVICE_NAME, reflection.SERVICE_NAME), self._admin_server)
+            self.admin_port = _listen(self._admin_server, cfg.admin_address, credentials)
+        self.tls = credentials is not None
         self._stopping = threading.Event()
         self._stopped = threading.Event()
 
@@ -104,6 +145,8 @@ class RelevanceServer:
         if self.settings.server.metrics_port:
             metrics.serve_metrics(self.settings.server.metrics_port, self.settings.server.host)
         self._server.start()
+        if self._admin_server is not None:
+            self._admin_server.start()
         # Everything loaded so far (model, tables, vocabularies: ~500k objects)
         # lives as long as the server; a full collection over it stalls every
         # thread for ~0.5 s, so it moves out of the collector's sight.
@@ -113,6 +156,9 @@ class RelevanceServer:
             "serving",
             extra={
                 "address": f"{self.settings.server.host}:{self.port}",
+                "admin_port": self.admin_port,
+                "tls": self.tls,
+                "mutual_tls": bool(self.settings.tls.client_ca_file),
                 "snapshot_id": (s.snapshot_id if (s := self.watcher.current()) else None),
                 "model": self.scorer.fingerprint,
             },
@@ -127,6 +173,8 @@ class RelevanceServer:
         self._stopping.set()
         self._set_health(False)
         grace = self.settings.server.grace_period_s if grace is None else grace
+        if self._admin_server is not None:
+            self._admin_server.stop(grace)
         self._server.stop(grace).wait()
         self.watcher.stop()
         self.batcher.close()

@@ -39,6 +39,8 @@ class SnapshotWatcher:
         self._current: SnapshotReader | None = None
         # Last pointer value acted on, so a refused snapshot is not retried every poll.
         self._seen: str | None = None
+        # The poll thread and admin calls (Reload, Rollback) both refresh: one at a time.
+        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -46,12 +48,22 @@ class SnapshotWatcher:
         """The snapshot to use for one request (None: serve live only)."""
         return self._current
 
-    def refresh(self) -> bool:
-        """Pick up a newly promoted snapshot; True when the served one changed."""
+    def refresh(self, force: bool = False) -> bool:
+        """Pick up a newly promoted snapshot; True when the served one changed.
+
+        `force` looks again at a pointer already acted on (an operator's
+        Reload), e.g. one whose snapshot was refused as unreadable.
+        """
+        with self._lock:
+            return self._refresh(force)
+
+    def _refresh(self, force: bool) -> bool:
         wanted = self.store.current_id()
-        if wanted == self._seen:
+        if wanted == self._seen and not force:
             return False
         self._seen = wanted
+        if self._current is not None and wanted == self._current.snapshot_id:
+            return False
         if wanted is None:
             if self._current is None:
                 log.warning("no snapshot promoted yet: every pair is scored live", extra={"root": str(self.store.root)})
@@ -75,6 +87,13 @@ class SnapshotWatcher:
             return False
         self._swap(reader)
         return True
+
+    def rollback(self) -> str:
+        """Promote the previously promoted snapshot in the store, then serve it now; its id."""
+        with self._lock:
+            promoted = self.store.rollback()
+            self._refresh(force=True)
+            return promoted
 
     def _fall_back(self) -> bool:
         """At start-up with a broken CURRENT: serve the newest snapshot that opens and matches."""
