@@ -125,7 +125,10 @@ def test_quick_entrel_row_is_served_through_a_nightly_snapshot_and_grpc(tmp_path
     assert run["prior_pairs"] == 0, "every pair must be scored, from the cache or live"
     assert served["ndcg@10"] > rows["random"]["ndcg@10"]
     ablations = {"entrel/coverage=noisy_or", "entrel/compatibility_only", "entrel/without_product_type", "entrel/without_color"}
-    assert ablations <= rows.keys()
+    assert ablations | {"entrel/entity_aggregate"} <= rows.keys()
+    # Served with the similarity term (a quick run keeps the configured weight); the entity score alone is its own row.
+    assert served["similarity"]["weight"] == Settings().similarity.weight > 0
+    assert rows["entrel/entity_aggregate"]["ndcg@10"] != served["ndcg@10"]
     assert rows["entrel/without_product_type"]["ndcg@10"] != served["ndcg@10"]
 
 

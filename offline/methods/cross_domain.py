@@ -5,9 +5,10 @@ Nothing is trained or chosen here: the entity models the ESCI run saved
 seeds; ``entrel-esci-quick`` for a quick run) score the dataset's judged
 products through the product's own path, as ESCI's `entrel` row does: the
 catalog written as an entrel catalog, the nightly LMDB snapshot, ``entrel
-serve`` with the aggregation settings in the model's card, every judged
-item scored over gRPC. One run per seed, so the row reports mean ± sd over
-seeds.
+serve`` with the aggregation settings in the model's card and the
+similarity weight the ESCI run chose, every judged item scored over gRPC.
+One run per seed, so the row reports mean ± sd over seeds; the variant
+``entity_aggregate`` is the first seed's entity score alone.
 """
 
 from __future__ import annotations
@@ -40,8 +41,13 @@ def esci_models(models_dir: Path, quick: bool) -> list[Path]:
 def entrel_cross_domain(ctx: EvalContext) -> MethodResult:
     """The ESCI-trained entity models, served, on every judged pair of the dataset."""
     runs, reports = [], []
+    weight = entity_model.saved_similarity_weight(ctx)
+    first: entity_model.Explained | None = None
     for model_dir in esci_models(ctx.models_dir, ctx.quick):
-        explained, serving_report = entity_model.served(ctx, model_dir, ctx.test_labels)
+        explained, serving_report = entity_model.served(ctx, model_dir, ctx.test_labels, weight)
         runs.append(explained.item_scores)
         reports.append({"model": str(model_dir), "fingerprint": model_fingerprint(str(model_dir)), **serving_report})
-    return MethodResult(tuple(runs), {"trained_on": "esci-us", "served": reports})
+        first = first or explained
+    assert first is not None
+    info = {"trained_on": "esci-us", "similarity_weight": weight, "served": reports}
+    return MethodResult(tuple(runs), info, {"entity_aggregate": first.entity_scores})

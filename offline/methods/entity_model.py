@@ -17,13 +17,20 @@ compatibility (:mod:`entrel.logic`). Its recipe is
   label stage), each saved as
   ``<models>/entrel-esci[-seed-N]`` with its card and the ``--set`` overrides
   that serve its weights.
+* **The similarity weight** (item-level term, :mod:`entrel.scoring.similarity`)
+  is chosen by the same 5 folds over the training queries: the label-free
+  model's entity scores there (it never saw their labels), aggregated with
+  the chosen weights, blended with the bi-encoder's cosine; each fold's
+  weight is fitted on the other four, and the one fitted on all is served.
+  Cached in ``<models>/entrel-esci-similarity.json``.
 * **The row** goes through the product's own path for every seed: the
   ESCI catalog written as an entrel JSONL catalog, the test queries as its
   query log, the nightly job's LMDB snapshot, ``entrel serve`` as a
   subprocess, every judged item scored over gRPC with explanations (pairs
   outside the snapshot scored live). Variant rows re-aggregate the first
   seed's served entity scores (unfitted weights, other coverage, each
-  entity type left out) or score the candidates.
+  entity type left out) or score the candidates; ``entity_aggregate`` is
+  the served entity score alone (no similarity term).
 """
 
 from __future__ import annotations
@@ -38,27 +45,42 @@ from typing import Any
 
 import numpy as np
 
+from entrel.catalog import item_text
 from entrel.config import LogicSettings, Settings
+from entrel.errors import EntrelError
 from entrel.offline import esci, nightly
 from entrel.offline.evaluate import EvalContext, MethodResult, Scores, method, quality
+from entrel.offline.methods.baselines import cosine_scores
 from entrel.offline.selection import kfold
 from entrel.offline.training.aggregation import EntityRows, fit_logic, item_scores, logic_overrides
 from entrel.offline.training.examples import Label
 from entrel.offline.training.model_dir import record_metrics, reusable_info, save_model
 from entrel.offline.training.recipe import pretrain, train_entity_model
 from entrel.offline.training.trainer import trainable_cross_encoder
-from entrel.scoring import CrossEncoderScorer
+from entrel.scoring import CrossEncoderScorer, resolve_model_path
 from entrel.service.client import RelevanceClient
 from entrel.service.process import serving
 from entrel.text import normalize
 
-__all__ = ["CANDIDATES", "ESCI_MODEL_DIR", "Explained", "entrel_entity_model", "esci_model", "served"]
+__all__ = [
+    "CANDIDATES",
+    "ESCI_MODEL_DIR",
+    "Explained",
+    "entrel_entity_model",
+    "esci_model",
+    "saved_similarity_weight",
+    "served",
+    "similarity_choice",
+]
 
 log = logging.getLogger(__name__)
 
 ESCI_MODEL_DIR = "entrel-esci"
 _PRETRAINED_DIR = "entrel-esci-pretrained"
 _SELECTION_FILE = "entrel-esci-selection.json"
+_SIMILARITY_FILE = "entrel-esci-similarity.json"
+# Weights of the similarity term tried (1.0: the bi-encoder alone).
+_SIMILARITY_WEIGHTS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
 # Generated queries for pretraining (each gives ~17 query-entity pairs); quick runs use fewer.
 _SYNTHETIC_QUERIES = {False: 1500, True: 300}
 _FOLDS = 5
@@ -85,6 +107,8 @@ class Explained:
 
     item_scores: dict[tuple[str, str], float]
     entities: EntityRows
+    # The served entity score alone (the item score without the similarity term).
+    entity_scores: dict[tuple[str, str], float]
 
     def aggregate(self, logic: LogicSettings, without_type: str | None = None) -> Scores:
         """Item scores under other aggregation settings, or without one entity type."""
@@ -227,6 +251,70 @@ def _selection(ctx: EvalContext) -> dict[str, Any]:
     return selection
 
 
+def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
+    """K-fold choice of the similarity term's weight over the training queries (cached by configuration).
+
+    Entity scores come from the label-free model (out of sample on every
+    training query), aggregated as the selection chose; a quick run keeps
+    the configured weight.
+    """
+    if ctx.quick:
+        return {"weight": ctx.settings.similarity.weight, "rule": "quick run: the configured weight"}
+    path = ctx.models_dir / _SIMILARITY_FILE
+    selection = _selection(ctx)
+    config = {
+        **_config(ctx),
+        "serve_overrides": selection["serve_overrides"],
+        "weights": list(_SIMILARITY_WEIGHTS),
+        "encoder": ctx.settings.similarity.encoder,
+    }
+    if path.is_file() and not ctx.retrain:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved.get("config") == config:
+            return saved
+    labels = ctx.labels_of(ctx.split.train)
+    rows = _entity_rows(ctx, _scorer(ctx, _pretrained(ctx)[0]), labels)
+    entity = item_scores(rows, ctx.settings.replace(**selection["serve_overrides"]).logic)
+    cosine = cosine_scores(ctx, resolve_model_path(ctx.settings.similarity.encoder), item_text, list(entity))
+
+    def value(weight: float, queries: Sequence[str]) -> float:
+        blended = {k: (1 - weight) * entity[k] + weight * min(max(cosine[k], 0.0), 1.0) for k in entity}
+        return quality(ctx.labels_of(queries), blended)["ndcg@10"]
+
+    folds = []
+    for fit_queries, held in kfold(ctx.split.train, _FOLDS, _seed(ctx, 0)):
+        weight = max(_SIMILARITY_WEIGHTS, key=lambda w: value(w, fit_queries))
+        folds.append(
+            {
+                "weight": weight,
+                "held_ndcg@10": round(value(weight, held), 4),
+                "held_ndcg@10_similarity_only": round(value(1.0, held), 4),
+                "held_ndcg@10_entities_only": round(value(0.0, held), 4),
+            }
+        )
+    choice = {
+        "config": config,
+        "rule": f"{_FOLDS}-fold by query over the training queries: each fold's weight is the best mean nDCG@10 "
+        "on the other folds, measured on the held fold; served: the weight best on all training queries",
+        "weight": max(_SIMILARITY_WEIGHTS, key=lambda w: value(w, ctx.split.train)),
+        "folds": folds,
+        **{f"mean_{k}": round(float(np.mean([f[k] for f in folds])), 4) for k in folds[0] if k != "weight"},
+    }
+    path.write_text(json.dumps(choice, indent=2) + "\n", encoding="utf-8")
+    log.info("similarity weight chosen by k-fold", extra={k: v for k, v in choice.items() if k != "config"})
+    return choice
+
+
+def saved_similarity_weight(ctx: EvalContext) -> float:
+    """The weight the ESCI run chose (for serving its models elsewhere); the configured one in a quick run."""
+    if ctx.quick:
+        return ctx.settings.similarity.weight
+    path = ctx.models_dir / _SIMILARITY_FILE
+    if not path.is_file():
+        raise EntrelError(f"no similarity weight chosen at {path}: run `entrel eval --methods entrel` on ESCI first")
+    return float(json.loads(path.read_text(encoding="utf-8"))["weight"])
+
+
 def _model_dir(ctx: EvalContext, run: int) -> Path:
     suffix = "-quick" if ctx.quick else "" if run == 0 else f"-seed-{_seed(ctx, run)}"
     return ctx.models_dir / f"{ESCI_MODEL_DIR}{suffix}"
@@ -263,7 +351,11 @@ def _quick_selection(ctx: EvalContext) -> dict[str, Any]:
 
 
 def served(
-    ctx: EvalContext, model_dir: Path, labels: Sequence[Label], logic: Mapping[str, str] | None = None
+    ctx: EvalContext,
+    model_dir: Path,
+    labels: Sequence[Label],
+    similarity_weight: float,
+    logic: Mapping[str, str] | None = None,
 ) -> tuple[Explained, dict[str, Any]]:
     """Scores of the judged items through nightly snapshot + `entrel serve` + gRPC, with what the cache did.
 
@@ -281,12 +373,14 @@ def served(
         "nightly.use_miss_log": "false",
         "server.log_misses": "false",
         "server.default_deadline_ms": str(_DEADLINE_MS),
+        "similarity.weight": str(similarity_weight),
         **logic,
     }
     settings = ctx.settings.replace(**overrides)
     report = nightly.run(settings, progress=ctx.progress)
     args = [*ctx.config_args, *(f"--set={key}={value}" for key, value in overrides.items())]
     scores: dict[tuple[str, str], float] = {}
+    entity_scores: dict[tuple[str, str], float] = {}
     entities: dict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]] = {}
     totals = {"cache_hits": 0, "cache_misses": 0, "live_scored_pairs": 0, "prior_pairs": 0}
     started = time.perf_counter()
@@ -298,6 +392,7 @@ def served(
                 totals[key] += getattr(response.metadata, key)
             for item in response.items:
                 scores[(query, item.item_id)] = item.score
+                entity_scores[(query, item.item_id)] = item.entity_score
                 entities[(query, item.item_id)] = (
                     tuple(e.type for e in item.entities),
                     np.array([e.score for e in item.entities], dtype=np.float32),
@@ -313,7 +408,7 @@ def served(
         "cache_hit_rate": round(totals["cache_hits"] / looked_up, 4) if looked_up else None,
         **totals,
     }
-    return Explained(scores, entities), serving_report
+    return Explained(scores, entities, entity_scores), serving_report
 
 
 def _pretraining_config(ctx: EvalContext) -> dict[str, Any]:
@@ -363,9 +458,10 @@ def entrel_entity_model(ctx: EvalContext) -> MethodResult:
     infos: list[dict[str, Any]] = []
     reports: list[dict[str, Any]] = []
     first: Explained | None = None
+    similarity = similarity_choice(ctx)
     for run in range(1 if ctx.quick else _SEEDS):
         directory, info, reused = esci_model(ctx, run)
-        explained, report = served(ctx, directory, ctx.test_labels)
+        explained, report = served(ctx, directory, ctx.test_labels, similarity["weight"])
         record_metrics(
             directory,
             {"test_served": {k: round(v, 4) for k, v in quality(ctx.test_labels, explained.item_scores).items()}},
@@ -377,7 +473,7 @@ def entrel_entity_model(ctx: EvalContext) -> MethodResult:
     assert first is not None
     overrides = reports[0].get("serve_overrides", {})
     logic = ctx.settings.replace(**overrides).logic
-    variants = _variants(ctx, first, logic)
+    variants = {"entity_aggregate": first.entity_scores, **_variants(ctx, first, logic)}
     selection = reports[0]["recipe"]["selection"] if not ctx.quick else {}
     if not ctx.quick and reports[0]["recipe"]["chosen"] != CANDIDATES[0].name:
         # The label-free stage alone, with the served weights (scored directly: no snapshot).
@@ -391,6 +487,7 @@ def entrel_entity_model(ctx: EvalContext) -> MethodResult:
             "train_seconds": round(float(np.mean([r["training_seconds"] for r in reports])), 1),
             "selection": selection,
             "serve_overrides": overrides,
+            "similarity": {k: v for k, v in similarity.items() if k != "config"},
             "served_runs": infos,
         },
         variants,
