@@ -66,3 +66,12 @@ def test_weight_zero_scores_by_entities_alone(server):
     blended = engine.score("red leather office chair", items)
     assert [i.entity_score for i in blended.items] == pytest.approx([i.entity_score for i in result.items], abs=1e-6)
     assert [i.score for i in blended.items] != pytest.approx([i.score for i in result.items], abs=1e-3)
+
+
+def test_a_missing_encoder_is_a_clear_error_naming_the_way_out(tmp_path):
+    from entrel.config import SimilaritySettings
+    from entrel.errors import EntrelError
+    from entrel.scoring import TextEncoder
+
+    with pytest.raises(EntrelError, match=r"similarity encoder .*absent.* not found.*similarity\.weight=0"):
+        TextEncoder(SimilaritySettings(encoder=str(tmp_path / "absent")))

@@ -156,7 +156,7 @@ class SimilaritySettings:
 
     # A sentence-transformers bi-encoder: hub name (cached locally) or a local directory.
     encoder: str = "all-MiniLM-L6-v2"
-    weight: float = 0.85
+    weight: float = 0.95
     batch_size: int = 64
     # Live-encoded query vectors kept per process.
     query_cache_size: int = 10_000
