@@ -36,8 +36,8 @@ def _training_key() -> str:
     sources = sorted((PROJECT_ROOT / "offline" / "training").glob("*.py")) + [
         PROJECT_ROOT / "offline" / "train.py",
         Path(__file__),  # the data slice is chosen here
-        PROJECT_ROOT / "src" / "entrel" / "catalog" / "extractor.py",
-        PROJECT_ROOT / "src" / "entrel" / "catalog" / "lexicon.py",
+        # Reading catalogs and extracting entities (extractor.py and the modules it orchestrates).
+        *sorted((PROJECT_ROOT / "src" / "entrel" / "catalog").glob("*.py")),
         DEMO_DATA / "catalog.csv",
         DEMO_DATA / "labels.csv",
     ]

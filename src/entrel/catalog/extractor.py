@@ -17,10 +17,8 @@ segment names the product, a short later one names a variant ("..., Black,
 from __future__ import annotations
 
 import functools
-import json
-import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,41 +29,47 @@ from spacy.tokens import Doc, Span, Token
 from tqdm import tqdm
 
 from entrel.catalog import lexicon
+from entrel.catalog.canonical import (
+    ADJECTIVE_ENDINGS,
+    GENERIC_STEMS,
+    LEXICON_STEMS,
+    LEXICON_TEXTS,
+    MAX_WORDS,
+    TABLES,
+    attribute_types,
+    canonical_brand,
+    canonical_of,
+    canonical_type,
+    category_levels,
+    short,
+    type_keys,
+)
 from entrel.catalog.entity import Entity, EntityType
 from entrel.catalog.reader import CatalogItem
+from entrel.catalog.vocabulary import Vocabulary
 from entrel.config import ExtractionSettings
 from entrel.errors import EntrelError
 from entrel.text import normalize
 
 __all__ = ["EntityExtractor", "ExtractionError", "Vocabulary"]
 
-log = logging.getLogger(__name__)
-
 T = EntityType
-_VOCABULARY_VERSION = 1
 # Entities kept per type (phrases: settings.max_phrases).
 _TYPE_CAPS = {T.PRODUCT_TYPE: 1, T.BRAND: 1, T.COLOR: 3, T.SIZE: 2, T.MATERIAL: 2, T.AUDIENCE: 1, T.STYLE: 2}
 # Over settings.max_entities_per_item, the least telling types give way first.
 _DROP_ORDER = (T.PHRASE, T.STYLE, T.MATERIAL, T.COLOR, T.SIZE, T.AUDIENCE, T.BRAND, T.PRODUCT_TYPE)
-# Longest product type, free-text value or phrase, in words.
-_MAX_WORDS = 3
 # Longest phrase: two words share across items far better than three.
 _PHRASE_WORDS = 2
-_MAX_BRAND_WORDS = 4
-_MAX_BRAND_CHARS = 40
 # A vocabulary brand found in a title counts only near its start (a
 # one-word brand only as its first word: "apple" mid-title is fruit) or
 # right after "by" ("... Coffee Mugs by Kiln & Co").
 _TITLE_BRAND_WINDOW = 5
-# Category levels searched for a product type: the leaf and two parents.
-_CATEGORY_LEVELS = 3
 _BATCH_SIZE = 256
 _STATEMENT_CUES = frozenset(
     {"material", "materials", "made", "crafted", "constructed", "built", "color", "colour", "finish", "finished", "shown"}
 )
 _CUE_WINDOW = 3
 _COLOR_FILLERS = frozenset({"finish", "finished", "color", "colour", "colored", "tone", "shade"})
-_EDGE_PUNCTUATION = ".,;:!?()[]{}\"'&+/*#"
 _NOUN_TAGS = frozenset({"NN", "NNS", "NNP", "NNPS"})
 _HEAD_TAGS = _NOUN_TAGS | {"JJ", "VBG", "VBN", "FW"}
 _CHILDREN = frozenset({"kids", "boys", "girls", "teen", "toddler", "baby"})
@@ -76,34 +80,12 @@ _SPACED_SEPARATORS = frozenset({"-", "/", "+", "&"})
 _NUMBER = r"\d+/\d+|\d+(?:\.\d+)?|\.\d+"
 _NUMBER_RE = re.compile(rf"^(?:{_NUMBER})$")
 _DIMENSION_RE = re.compile(rf"^(?:{_NUMBER})x(?:{_NUMBER})$")
-_ALTERNATIVES = re.compile(r"\s*(?:,|&|/|\band\b)\s*")
-_ADJECTIVE_ENDINGS = ("able", "ible", "ful", "less", "ous", "al", "ic")
-_ADJECTIVE_SUFFIXES = (*_ADJECTIVE_ENDINGS, "y", "ed", "ive", "ing", "ish", "proof", "free", "est", "er")
-_STORE_BRAND = re.compile(r"^visit the (.+) store$")
+_ADJECTIVE_SUFFIXES = (*ADJECTIVE_ENDINGS, "y", "ed", "ive", "ing", "ish", "proof", "free", "est", "er")
 _COUNT_UNITS = frozenset({"pack", "count", "piece", "pair"})
 _OF_UNITS = {"pack": "pack", "case": "pack", "set": "piece", "box": "count", "bag": "count", "pair": "pair"}
 _SHOE_WIDTHS_US = ["m", "w", "b", "d", "n", "mens", "womens"]
 _SHOE_WIDTHS = ["medium", "wide", "narrow", "x-wide"]
 _TIMES = ["x", "by", "*", "×"]
-_GENERIC_STEMS = frozenset(lexicon.stem(w) for w in lexicon.GENERIC_WORDS)
-# Leading words dropped from a category's product type ("Casual Button-Down Shirts").
-_LEADING_MODIFIERS = lexicon.GENERIC_WORDS | lexicon.AUDIENCES.keys() | lexicon.STYLES.keys()
-# Heads that make even a modified category name vague ("Kitchen Accessories").
-_VAGUE_HEADS = frozenset(
-    lexicon.stem(w) for w in ("accessories", "parts", "supplies", "products", "essentials", "items", "other", "more")
-)
-
-_TABLES: dict[EntityType, Mapping[str, str]] = {
-    T.COLOR: lexicon.COLORS,
-    T.MATERIAL: lexicon.MATERIALS,
-    T.AUDIENCE: lexicon.AUDIENCES,
-    T.STYLE: lexicon.STYLES,
-}
-# Lexicon words are typed entities, never product types or phrase words.
-_LEXICON_TEXTS = frozenset(text for table in _TABLES.values() for text in (*table.keys(), *table.values()))
-_LEXICON_STEMS = frozenset(
-    lexicon.stem(word) for table in (*_TABLES.values(), lexicon.APPAREL_SIZES) for variant in table for word in variant.split()
-)
 
 
 @dataclass(frozen=True)
@@ -118,157 +100,6 @@ class _Match:
 
     def overlaps(self, start: int, end: int) -> bool:
         return self.start < end and start < self.end
-
-
-# -- canonical forms of column values -----------------------------------------
-
-
-def _canonical_brand(raw: str) -> str | None:
-    """The brand column's value as an entity text, or None for junk ("Generic", "N/A", a sentence)."""
-    text = normalize(raw)
-    if store := _STORE_BRAND.match(text):
-        text = store.group(1)
-    if (
-        text in lexicon.JUNK_VALUES
-        or not any(ch.isalpha() for ch in text)
-        or len(text.split()) > _MAX_BRAND_WORDS
-        or len(text) > _MAX_BRAND_CHARS
-    ):
-        return None
-    return text
-
-
-def _canonical_type(raw: str) -> str | None:
-    """A product type name, short and singular: "Office Chairs" -> "office chair"."""
-    words = normalize(raw).split()[-_MAX_WORDS:]
-    if not words or " ".join(words) in lexicon.JUNK_VALUES:
-        return None
-    return " ".join([*words[:-1], lexicon.singularize(words[-1])])
-
-
-def _segment_types(segment: str, leaf: bool) -> list[str]:
-    """The product types one category segment names, e.g. "Tops, Tees & Blouses" -> top, tee, blouse.
-
-    Taxonomies name product types in the plural ("Slippers") or as mass
-    nouns ("Toothpaste"); other segments name audiences, sports or features
-    ("Women", "Basketball", "Programmable") and give none. A parent level
-    counts only when plural, so "Kitchen & Dining" is no product type.
-    """
-    found: list[tuple[str, bool]] = []
-    for part in _ALTERNATIVES.split(normalize(segment)):
-        words = part.split()
-        while len(words) > 1 and words[0] in _LEADING_MODIFIERS:  # "Casual Button-Down Shirts"
-            words = words[1:]
-        if not words:
-            continue
-        head = lexicon.stem(words[-1])
-        # "Dress" (shoes) and "Basketball" are no product types; "Dresses" and "Basketballs" are.
-        if words[-1] in lexicon.NON_TYPE_WORDS or head in _VAGUE_HEADS or (len(words) == 1 and head in _GENERIC_STEMS):
-            continue
-        plural = head != words[-1]
-        if plural or (leaf and (len(words) > 1 or not words[-1].endswith(_ADJECTIVE_ENDINGS))):
-            text = _canonical_type(" ".join(words))
-            if text:
-                found.append((text, plural))
-    if any(plural for _, plural in found):  # "Bathtub & Shower Trim Systems": the plural is the type
-        found = [item for item in found if item[1]]
-    return [text for text, _ in found]
-
-
-@functools.lru_cache(maxsize=4096)
-def _category_levels(category: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
-    """Product types of the category path, deepest level first (the root department is skipped)."""
-    path = (category[1:] if len(category) > 1 else category)[-_CATEGORY_LEVELS:]
-    return tuple(tuple(_segment_types(segment, leaf=depth == 0)) for depth, segment in enumerate(reversed(path)))
-
-
-def _attribute_types(attributes: Mapping[str, str]) -> Iterator[tuple[EntityType, str]]:
-    """(entity type, value) for each attribute whose key names one."""
-    for key, value in attributes.items():
-        type_ = lexicon.ATTRIBUTE_KEYS.get(normalize(str(key)))
-        if type_ is not None and normalize(str(value)) not in lexicon.JUNK_VALUES:
-            yield type_, str(value)
-
-
-def _type_keys(text: str) -> tuple[str, ...]:
-    """Matching keys of a multiword name: stems of its words, hyphens as spaces."""
-    words = (w.strip(_EDGE_PUNCTUATION) for w in text.replace("-", " ").split())
-    return tuple(lexicon.stem(w) for w in words if w)
-
-
-def _short(text: str, max_words: int = _MAX_WORDS) -> str | None:
-    """`text` normalised if it is a short, meaningful value, else None."""
-    text = normalize(text)
-    if text in lexicon.JUNK_VALUES or len(text.split()) > max_words or not any(ch.isalpha() for ch in text):
-        return None
-    return text
-
-
-# -- vocabulary ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """Brands and product types learned from a catalog's structured columns.
-
-    Saved in each cache snapshot so the server extracts exactly like the
-    nightly job that filled the cache. Title matching uses it for items
-    whose columns are empty.
-    """
-
-    brands: frozenset[str] = frozenset()
-    product_types: frozenset[str] = frozenset()
-
-    @classmethod
-    def learn(cls, items: Iterable[CatalogItem]) -> Vocabulary:
-        """Brands from brand columns and attributes; product types from category paths
-        (with their shorter tails: "office chair" adds "chair") and type attributes."""
-        brands: set[str] = set()
-        types: set[str] = set()
-        count = 0
-        for item in items:
-            count += 1
-            attributes = list(_attribute_types(item.attributes))
-            for raw in (item.brand, *(value for type_, value in attributes if type_ is T.BRAND)):
-                if brand := _canonical_brand(raw):
-                    brands.add(brand)
-            names = [name for level in _category_levels(tuple(item.category)) for name in level]
-            names += [value for type_, value in attributes if type_ is T.PRODUCT_TYPE]
-            for name in names:
-                canonical = _canonical_type(name)
-                if not canonical:
-                    continue
-                words = canonical.split()
-                for i in range(len(words)):
-                    tail = " ".join(words[i:])
-                    if i == 0 or (len(tail) > 2 and lexicon.stem(tail) not in _GENERIC_STEMS):
-                        types.add(tail)
-        log.info("vocabulary learned", extra={"items": count, "brands": len(brands), "product_types": len(types)})
-        return cls(frozenset(brands), frozenset(types))
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "version": _VOCABULARY_VERSION,
-                "brands": sorted(self.brands),
-                "product_types": sorted(self.product_types),
-            },
-            ensure_ascii=False,
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> Vocabulary:
-        """Raises ValueError for anything but a vocabulary written by :meth:`to_json`."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"vocabulary is not valid JSON: {exc}") from None
-        if not isinstance(data, dict) or data.get("version") != _VOCABULARY_VERSION:
-            raise ValueError(f"vocabulary has no version {_VOCABULARY_VERSION} header")
-        lists: list[Any] = [data.get("brands"), data.get("product_types")]
-        if not all(isinstance(v, list) and all(isinstance(s, str) for s in v) for v in lists):
-            raise ValueError("vocabulary needs string lists 'brands' and 'product_types'")
-        return cls(frozenset(lists[0]), frozenset(lists[1]))
 
 
 # -- the title ----------------------------------------------------------------
@@ -422,7 +253,7 @@ class EntityExtractor:
 
     @staticmethod
     def _lexicon_entries() -> Iterator[tuple[EntityType, str, bool]]:
-        for type_, table in _TABLES.items():
+        for type_, table in TABLES.items():
             for variant, canonical in table.items():
                 ambiguous = type_ in (T.COLOR, T.AUDIENCE) and bool({variant, canonical} & lexicon.AMBIGUOUS)
                 yield type_, variant, ambiguous
@@ -448,7 +279,7 @@ class EntityExtractor:
         for match_id, start, end in matcher(doc):
             type_value, ambiguous, variant = self._nlp.vocab.strings[match_id].split("\t")
             type_ = EntityType(type_value)
-            out.append(_Match(type_, _canonical_of(type_, variant), start, end, ambiguous == "1"))
+            out.append(_Match(type_, canonical_of(type_, variant), start, end, ambiguous == "1"))
         return out
 
     def _size_matcher(self) -> Matcher:
@@ -561,19 +392,19 @@ class EntityExtractor:
             ok = (
                 words
                 and all(len(w) > 1 and w.replace("-", "").isalpha() for w in words)
-                and not all(lexicon.stem(w) in _GENERIC_STEMS for w in words)
+                and not all(lexicon.stem(w) in GENERIC_STEMS for w in words)
                 and not self._parse_values(raw, T.MATERIAL, fallback=False)
             )
             raw = " ".join(words) if ok else ""
-        short = _short(raw, _MAX_WORDS + (type_ is T.SIZE))
-        return (short,) if short else ()
+        value = short(raw, MAX_WORDS + (type_ is T.SIZE))
+        return (value,) if value else ()
 
     def _extract(self, item: CatalogItem, title: _Title) -> list[Entity]:
         chosen = _Chosen(self.settings.max_phrases)
-        attributes = list(_attribute_types(item.attributes))
+        attributes = list(attribute_types(item.attributes))
         # 1. Structured columns and attributes.
         for raw in (item.brand, *(v for t, v in attributes if t is T.BRAND)):
-            chosen.add(T.BRAND, _canonical_brand(raw))
+            chosen.add(T.BRAND, canonical_brand(raw))
         for raw in (item.color, *(v for t, v in attributes if t is T.COLOR)):
             if raw:
                 chosen.extend(T.COLOR, self._values(raw, T.COLOR))
@@ -582,7 +413,7 @@ class EntityExtractor:
             chosen.add(T.AUDIENCE, lexicon.AUDIENCES.get(normalize(segment)))
         for type_, raw in attributes:
             if type_ is T.PRODUCT_TYPE:
-                chosen.add(type_, _canonical_type(raw))
+                chosen.add(type_, canonical_type(raw))
             elif type_ not in (T.BRAND, T.COLOR):
                 chosen.extend(type_, self._values(raw, type_))
         structured = chosen.types()
@@ -634,7 +465,7 @@ class EntityExtractor:
         a vocabulary brand at the title's start or after "by" when the column is empty."""
         known = chosen.get(T.BRAND)
         if known:
-            span = title.find(_type_keys(known[0]), range(0))
+            span = title.find(type_keys(known[0]), range(0))
             return range(*span) if span else range(0)
         first = title.words[0] if title.words else 0
         for m in sorted(self._phrases(self._brands, title.doc), key=lambda m: (m.start, -m.end)):
@@ -657,7 +488,7 @@ class EntityExtractor:
         known = chosen.get(T.PRODUCT_TYPE)
         if known:
             return self._locate_type(title, known[0], brand)
-        levels = _category_levels(tuple(item.category))
+        levels = category_levels(tuple(item.category))
         for level in levels:
             hits = [(span, name) for name in level if (span := self._locate_type(title, name, brand))]
             if hits:
@@ -671,7 +502,7 @@ class EntityExtractor:
         candidates = [
             m
             for m in self._phrases(self._types, title.doc)
-            if not m.overlaps(brand.start, brand.stop) and m.text not in _LEXICON_TEXTS  # "fleece" is a material
+            if not m.overlaps(brand.start, brand.stop) and m.text not in LEXICON_TEXTS  # "fleece" is a material
         ]
         main = [m for m in candidates if m.start < title.main_end]
         head = _head_noun(title, brand)
@@ -689,7 +520,7 @@ class EntityExtractor:
     @staticmethod
     def _locate_type(title: _Title, name: str, brand: range) -> tuple[int, int] | None:
         """Where the title names product type `name`: the whole name, else its head noun."""
-        keys = _type_keys(name)
+        keys = type_keys(name)
         return (
             title.find(keys, brand)
             or (title.find(keys[-1:], brand) if len(keys) > 1 else None)
@@ -704,7 +535,7 @@ class EntityExtractor:
         type: the tagger calls the model name of "dakota slipper" an adjective.
         """
         doc = title.doc
-        taken = {w for texts in chosen.values() for text in texts for w in _type_keys(text)}
+        taken = {w for texts in chosen.values() for text in texts for w in type_keys(text)}
         phrases: list[str] = []
         for run in title.runs():
             stretch: list[int] = []
@@ -749,8 +580,8 @@ def _is_phrase_word(tok: Token) -> bool:
         len(word) > 1
         and word.isalpha()
         and any(ch in "aeiouy" for ch in word)  # not a model code ("lxt", "tb")
-        and tok.norm_ not in _GENERIC_STEMS
-        and tok.norm_ not in _LEXICON_STEMS
+        and tok.norm_ not in GENERIC_STEMS
+        and tok.norm_ not in LEXICON_STEMS
     )
 
 
@@ -772,12 +603,6 @@ def _head_noun(title: _Title, brand: range) -> int | None:
         and _is_phrase_word(title.doc[i])
     ]
     return words[-1] if words else None
-
-
-def _canonical_of(type_: EntityType, variant: str) -> str:
-    """The canonical text of a lexicon variant; brands and vocabulary types are canonical already."""
-    table = _TABLES.get(type_)
-    return table[variant] if table is not None else variant
 
 
 def _unit_words(span: Span) -> str:
