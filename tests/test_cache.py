@@ -63,7 +63,7 @@ def test_round_trip(tmp_path):
         "item_vectors": 0,
         "query_vectors": 0,
     }
-    assert reader.item_vectors is None and reader.query_vector("red chair") is None
+    assert reader.item_vectors(np.array([0])) is None and reader.query_vector("red chair") is None
     assert reader.manifest.model_fingerprint == "model-a"
     ids, scores = reader.row("red chair")
     assert ids.tolist() == [0, 1] and scores.tolist() == pytest.approx([0.8, 0.9])
@@ -71,6 +71,13 @@ def test_round_trip(tmp_path):
     assert reader.entities == ENTITIES
     assert reader.item_entities[reader.item_rows["D1"]].tolist() == [0, 1, 2]
     assert reader.item_counts.tolist() == [3, 0]
+    # The SnapshotView the engine reads: bulk lookups in request order, -1 for what the snapshot lacks.
+    positions = reader.item_positions(["D2", "nope", "D1"])
+    assert positions.tolist() == [reader.item_rows["D2"], -1, reader.item_rows["D1"]]
+    ids, counts = reader.item_entity_ids(positions)
+    assert ids.tolist() == [[-1, -1, -1], [-1, -1, -1], [0, 1, 2]] and counts.tolist() == [0, 0, 3]
+    assert reader.entity_count == 3 and reader.entity(1) == ENTITIES[1]
+    assert reader.entity_id(ENTITIES[2]) == 2 and reader.entity_id(Entity.of("color", "blue")) is None
     assert reader.titles(["D2", "nope", "D1"]) == ["Plain", "", "Red chair"]
     assert sorted(reader.queries()) == ["blue chair", "red chair"]
 
@@ -82,9 +89,9 @@ def test_item_and_query_vectors_round_trip_in_item_order(tmp_path):
     sid = write_snapshot(store, rows, item_vectors=[("D2", unit[1]), ("D1", unit[0])], query_vectors=[("red chair", unit[2])])
     reader = store.open(sid, verify=True)
     assert reader.manifest.counts["item_vectors"] == 2 and reader.manifest.counts["query_vectors"] == 1
-    assert reader.item_vectors is not None and reader.item_vectors.dtype == np.float16
-    assert reader.item_vectors[reader.item_rows["D1"]].tolist() == [1, 0, 0, 0]
-    assert reader.item_vectors[reader.item_rows["D2"]].tolist() == [0, 1, 0, 0]
+    vectors = reader.item_vectors(reader.item_positions(["D1", "D2"]))
+    assert vectors is not None and vectors.dtype == np.float16
+    assert vectors.tolist() == [[1, 0, 0, 0], [0, 1, 0, 0]]
     assert reader.query_vector("red chair").tolist() == [0, 0, 1, 0]
     assert reader.query_vector("blue chair") is None
     # One vector per item or none: a partial table is refused, not half used.

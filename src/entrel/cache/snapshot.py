@@ -196,7 +196,7 @@ _OPEN_LOCK = threading.Lock()
 
 
 class SnapshotReader:
-    """Read-only view of a promoted snapshot. Thread-safe for concurrent requests.
+    """Read-only view of a promoted snapshot (a :class:`~entrel.cache.SnapshotView`). Thread-safe for concurrent requests.
 
     Get one with :meth:`open`; every holder in a process shares it.
     """
@@ -271,15 +271,42 @@ class SnapshotReader:
             self.item_entities[i, : len(row)] = row
             self.item_counts[i] = len(row)
         # (items x dimension) float16 in item row order, or None when the snapshot holds no item vectors.
-        self.item_vectors: np.ndarray | None = None
+        self._item_vectors: np.ndarray | None = None
         if vectors:
             if vectors.keys() != self.item_rows.keys() or len({v.size for v in vectors.values()}) != 1:
                 raise SnapshotError(f"snapshot {self.path}: item vectors do not match the items (one per item, one size)")
-            self.item_vectors = np.stack([vectors[i] for i in item_ids])
+            self._item_vectors = np.stack([vectors[i] for i in item_ids])
+
+    # -- SnapshotView: what serving reads --------------------------------
 
     @property
     def snapshot_id(self) -> str:
         return self.manifest.snapshot_id
+
+    @property
+    def entity_count(self) -> int:
+        return len(self.entities)
+
+    def entity(self, entity_id: int) -> Entity:
+        return self.entities[entity_id]
+
+    def entity_id(self, entity: Entity) -> int | None:
+        return self.entity_ids.get(entity)
+
+    def item_positions(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Row of each item in the in-memory item tables, -1 for items not in the snapshot."""
+        return np.fromiter((self.item_rows.get(i, -1) for i in item_ids), np.int64, len(item_ids))
+
+    def item_entity_ids(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the padded id matrix (all -1 for unknown items) and their entity counts: one numpy gather."""
+        known = positions >= 0
+        safe = np.where(known, positions, 0)
+        ids = self.item_entities[safe]
+        ids[~known] = -1
+        return ids, np.where(known, self.item_counts[safe], 0).astype(np.int32)
+
+    def item_vectors(self, positions: np.ndarray) -> np.ndarray | None:
+        return None if self._item_vectors is None else self._item_vectors[positions]
 
     def row(self, normalized_query: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The query's (entity ids ascending, scores), or None when it was not precomputed."""
