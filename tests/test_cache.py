@@ -18,17 +18,15 @@ ENTITIES = [Entity.of("product_type", "office chair"), Entity.of("color", "red")
 
 
 def write_snapshot(store, rows, items=None, fingerprint="model-a", item_vectors=(), query_vectors=()):
-    writer = store.new_writer(map_size_mb=64)
-    writer.put_meta("vocabulary", "{}")
-    writer.add_entities(ENTITIES)
-    writer.add_items(items or [("D1", "Red chair", [0, 1, 2]), ("D2", "Plain", [])])
-    writer.add_rows(rows)
-    writer.add_item_vectors(item_vectors)
-    writer.add_query_vectors(query_vectors)
-    snapshot_id = store.snapshot_id_of(writer)
-    writer.finish(Manifest(snapshot_id, fingerprint, "test-model", "2026-01-01T00:00:00", {}))
-    store.publish(writer)
-    return snapshot_id
+    with store.writing(map_size_mb=64) as writer:
+        writer.put_meta("vocabulary", "{}")
+        writer.add_entities(ENTITIES)
+        writer.add_items(items or [("D1", "Red chair", [0, 1, 2]), ("D2", "Plain", [])])
+        writer.add_rows(rows)
+        writer.add_item_vectors(item_vectors)
+        writer.add_query_vectors(query_vectors)
+        writer.finish(Manifest(writer.snapshot_id, fingerprint, "test-model", "2026-01-01T00:00:00", {}))
+    return writer.snapshot_id
 
 
 def test_key_encoding_is_stable():
@@ -168,14 +166,14 @@ CRASHING_WRITER = textwrap.dedent(
     from entrel.cache import SnapshotStore
     from entrel.catalog import Entity
     store = SnapshotStore(sys.argv[1])
-    writer = store.new_writer(map_size_mb=256)
-    writer.add_entities([Entity.of("color", f"c{i}") for i in range(100)])
     def rows():
         for i in range(10**9):
             if i == 20000:
                 print("halfway", flush=True)
             yield f"query {i}", np.arange(100), np.full(100, 0.5)
-    writer.add_rows(rows())
+    with store.writing(map_size_mb=256) as writer:
+        writer.add_entities([Entity.of("color", f"c{i}") for i in range(100)])
+        writer.add_rows(rows())
     """
 )
 
@@ -195,3 +193,19 @@ def test_crash_mid_write_leaves_the_promoted_snapshot_intact(tmp_path):
     assert any(p.name.startswith(".staging-") for p in tmp_path.iterdir())
     store.prune(keep=3)
     assert not any(p.name.startswith(".staging-") for p in tmp_path.iterdir())
+
+
+def test_a_failed_or_unfinished_write_publishes_nothing(tmp_path):
+    store = SnapshotStore(tmp_path)
+    old = write_snapshot(store, [("red chair", np.array([1]), np.array([0.9]))])
+    store.promote(old)
+    with pytest.raises(KeyError):
+        with store.writing(map_size_mb=64) as writer:
+            writer.add_entities(ENTITIES)
+            raise KeyError("scoring failed")
+    with pytest.raises(SnapshotError, match="not finished"):
+        with store.writing(map_size_mb=64) as writer:
+            writer.add_entities(ENTITIES)
+    assert store.list_ids() == [old] and store.current_id() == old
+    assert len(list(tmp_path.glob(".staging-*"))) == 2  # left for the next run to remove
+    assert store.open(old, verify=True).row("red chair")[1].tolist() == pytest.approx([0.9])

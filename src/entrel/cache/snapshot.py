@@ -97,10 +97,16 @@ class Manifest:
 
 
 class SnapshotWriter:
-    """Fills a new snapshot directory; nothing reads it until the store promotes it."""
+    """Fills a new snapshot directory; nothing reads it until the store promotes it.
 
-    def __init__(self, path: Path, map_size_mb: int = 4096) -> None:
+    Get one from :meth:`SnapshotStore.writing <entrel.cache.SnapshotStore.writing>`, which publishes it.
+    """
+
+    def __init__(self, path: Path, snapshot_id: str, map_size_mb: int = 4096) -> None:
         self.path = Path(path)
+        self.snapshot_id = snapshot_id
+        # Set by finish: the store publishes only a finished snapshot.
+        self.manifest: Manifest | None = None
         self.path.mkdir(parents=True, exist_ok=False)
         self._env = lmdb.open(str(self.path), map_size=map_size_mb << 20, max_dbs=len(_DBS), sync=False)
         self._dbs = {name: self._env.open_db(name) for name in _DBS}
@@ -183,9 +189,11 @@ class SnapshotWriter:
         self._env.close()
         (self.path / CHECKSUM_FILE).write_text(_data_checksum(self.path) + "\n", encoding="ascii")
         (self.path / MANIFEST_FILE).write_text(manifest.to_json() + "\n", encoding="utf-8")
+        self.manifest = manifest
         return manifest
 
     def abort(self) -> None:
+        """Close without finishing (a no-op after finish); the folder stays until the store prunes it."""
         self._env.close()
 
 
