@@ -1,9 +1,13 @@
-"""RelevanceEngine with an in-memory snapshot, a scripted scorer and the real MicroBatcher: no model, milliseconds each."""
+"""RelevanceEngine with an in-memory snapshot, a scripted scorer and the real MicroBatcher: no model, milliseconds each.
+
+The last test drives it through the gRPC servicer (without a server) for how requests are validated.
+"""
 
 from __future__ import annotations
 
 import time
 
+import grpc
 import pytest
 from fakes import FixedEncoder, FixedSnapshot, MemorySnapshot, ScriptedScorer
 
@@ -11,6 +15,8 @@ from entrel.catalog import Entity
 from entrel.config import load_settings
 from entrel.service.batcher import MicroBatcher
 from entrel.service.engine import ItemRequest, ItemStatus, RelevanceEngine, Role, Source
+from entrel.service.grpc_service import RelevanceServicer
+from entrel.v1 import relevance_pb2 as pb
 
 QUERY = "red office chair"
 CHAIR = Entity.of("product_type", "office chair")
@@ -164,3 +170,31 @@ def test_results_keep_the_request_order(make_engine):
     assert [(i.score, i.status) for i in result.items] == [(i.score, i.status) for i in alone]
     # Every item but the repeated one differs in score or status, so a shuffle would show.
     assert len({(i.score, i.status) for i in result.items}) == 6
+
+
+class Aborted(Exception):
+    """What grpc's context.abort raises, with the status and message the client would see."""
+
+
+class FakeContext:
+    def time_remaining(self) -> None:
+        return None
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise Aborted(code, details)
+
+
+def test_the_servicer_validates_a_request_once(make_engine, monkeypatch):
+    engine, _ = make_engine()
+    seen = []
+    validate = engine.validate
+    monkeypatch.setattr(engine, "validate", lambda query, n: seen.append(query) or validate(query, n))
+    servicer = RelevanceServicer(engine)
+    request = pb.ScoreItemsRequest(query="Red  Office CHAIR", items=[pb.ItemRef(item_id="red-chair")])
+    response = servicer.ScoreItems(request, FakeContext())
+    assert seen == ["Red  Office CHAIR"]
+    assert response.metadata.normalized_query == QUERY and response.items[0].score == pytest.approx(1.0)
+    # Still checked before the items are read: a bad query is named, not the item that has no reference.
+    with pytest.raises(Aborted) as caught:
+        servicer.ScoreItems(pb.ScoreItemsRequest(query="   ", items=[pb.ItemRef()]), FakeContext())
+    assert caught.value.args == (grpc.StatusCode.INVALID_ARGUMENT, "query is empty (nothing left after normalisation)")

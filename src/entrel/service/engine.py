@@ -49,6 +49,7 @@ __all__ = [
     "ScoreResult",
     "SnapshotSource",
     "Source",
+    "ValidQuery",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,13 @@ class SnapshotSource(Protocol):
     """Hands out the snapshot to use for one request (see SnapshotWatcher)."""
 
     def current(self) -> SnapshotView | None: ...
+
+
+@dataclass(frozen=True)
+class ValidQuery:
+    """A query that passed :meth:`RelevanceEngine.validate` for its request, so scoring does not check it again."""
+
+    normalized: str
 
 
 @dataclass(frozen=True)
@@ -201,8 +209,8 @@ class RelevanceEngine:
 
     # -- request validation ------------------------------------------------
 
-    def validate(self, query: str, n_items: int) -> str:
-        """The normalised query, or InvalidRequest naming the limit broken."""
+    def validate(self, query: str, n_items: int) -> ValidQuery:
+        """The normalised query of a request of `n_items` items, or InvalidRequest naming the limit broken."""
         limits = self.settings.server
         if len(query) > limits.max_query_chars:
             raise InvalidRequest(
@@ -218,16 +226,16 @@ class RelevanceEngine:
             )
         if n_items > limits.max_items:
             raise InvalidRequest(f"{n_items} items requested; the limit is server.max_items={limits.max_items}")
-        return normalized
+        return ValidQuery(normalized)
 
     # -- scoring -----------------------------------------------------------
 
     def score(
-        self, query: str, items: Sequence[ItemRequest], explain: bool = False, deadline: float | None = None
+        self, query: str | ValidQuery, items: Sequence[ItemRequest], explain: bool = False, deadline: float | None = None
     ) -> ScoreResult:
-        """Score `items` for `query`; `deadline` is on the monotonic clock."""
+        """Score `items` for `query` (checked here unless it comes from `validate`); `deadline` is on the monotonic clock."""
         started = time.perf_counter()
-        normalized = self.validate(query, len(items))
+        normalized = (query if isinstance(query, ValidQuery) else self.validate(query, len(items))).normalized
         if problem := inline_problem(((i, r.inline) for i, r in enumerate(items) if r.inline), self.settings.server):
             raise InvalidRequest(problem)
         if deadline is None:
