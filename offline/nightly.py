@@ -153,9 +153,7 @@ def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True)
         scorer = scorer if scorer is not None else CrossEncoderScorer(settings.model)
         seconds["load_model"] = time.perf_counter() - clock
 
-        writer = store.new_writer(settings.nightly.map_size_mb)
-        snapshot_id = store.snapshot_id_of(writer)
-        try:
+        with store.writing(settings.nightly.map_size_mb) as writer:
             clock = time.perf_counter()
             writer.put_meta("vocabulary", catalog.vocabulary.to_json())
             writer.add_entities(table)
@@ -174,7 +172,7 @@ def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True)
                 seconds["vectors"] = time.perf_counter() - clock
             manifest = writer.finish(
                 Manifest(
-                    snapshot_id=snapshot_id,
+                    snapshot_id=writer.snapshot_id,
                     model_fingerprint=scorer.fingerprint,
                     model_name=settings.model.name_or_path,
                     created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -187,10 +185,8 @@ def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True)
                     build_seconds=round(sum(seconds.values()), 2),
                 )
             )
-        except BaseException:
-            writer.abort()
-            raise
-        path = store.publish(writer)
+        snapshot_id = writer.snapshot_id
+        path = store.path_of(snapshot_id)
 
         clock = time.perf_counter()
         store.open(snapshot_id, verify=True)

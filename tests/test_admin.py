@@ -8,32 +8,14 @@ import time
 
 import grpc
 import pytest
+from snapshot_copies import republish
 
-from entrel.cache import Manifest, SnapshotStore
 from entrel.cli import main
 from entrel.service.client import AdminClient, ClientSecurity, RelevanceClient
 from entrel.service.server import RelevanceServer
 
 TOKEN = "admin-token-for-tests"
 QUERY = "red leather office chair"
-
-
-def _republish(store: SnapshotStore) -> str:
-    """A new snapshot with the promoted one's tables and rows (published, not promoted)."""
-    reader = store.open(store.current_id())
-    writer = store.new_writer(map_size_mb=256)
-    writer.put_meta("vocabulary", reader.vocabulary_json)
-    writer.add_entities(reader.entities)
-    titles = reader.titles(list(reader.item_rows))
-    writer.add_items(
-        (item_id, title, reader.item_entities[row, : reader.item_counts[row]].tolist())
-        for (item_id, row), title in zip(reader.item_rows.items(), titles, strict=True)
-    )
-    writer.add_rows((q, *reader.row(q)) for q in reader.queries())
-    snapshot_id = store.snapshot_id_of(writer)
-    writer.finish(Manifest(snapshot_id, reader.manifest.model_fingerprint, "test", "now", {}))
-    store.publish(writer)
-    return snapshot_id
 
 
 @pytest.fixture
@@ -104,7 +86,7 @@ def test_status_shows_the_live_queue_while_misses_are_scored(admin_server):
 def test_reload_serves_a_newly_promoted_snapshot_before_the_next_poll_and_rollback_returns(admin_server):
     store = admin_server.watcher.store
     first = store.current_id()
-    second = _republish(store)
+    second = republish(store)
     store.promote(second)
     with _admin(admin_server) as admin, RelevanceClient(f"127.0.0.1:{admin_server.port}") as client:
         status = admin.status()
@@ -151,7 +133,7 @@ def test_cli_status_and_admin_commands(admin_server, capsys, tmp_path):
     assert first in out and admin_server.scorer.fingerprint in out and "hit rate" in out and "queue depth" in out
     assert main(["status", "--json", *flags]) == 0
     assert f'"snapshotId": "{first}"' in capsys.readouterr().out
-    second = _republish(store)
+    second = republish(store)
     store.promote(second)
     assert main(["admin", "reload", *flags]) == 0
     assert f"serving {second} (was {first})" in capsys.readouterr().out

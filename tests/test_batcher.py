@@ -1,10 +1,11 @@
-"""The micro-batcher with the real model: sharing, order, load shedding, deadlines."""
+"""The micro-batcher: sharing, order, load shedding, deadlines; with a scripted scorer (exact, instant) and the real model."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
+from fakes import ScriptedScorer
 
 from entrel.service.batcher import DeadlineExceeded, MicroBatcher, Overloaded
 
@@ -58,3 +59,36 @@ def test_expired_pairs_are_dropped_not_scored(scorer):
         assert b.pending() == 0
     finally:
         b.close()
+
+
+@pytest.fixture
+def held():
+    """A batcher whose scripted scorer holds every batch until its gate is set."""
+    scorer = ScriptedScorer(default=0.25)
+    scorer.gate.clear()
+    b = MicroBatcher(scorer, max_batch_pairs=64, max_wait_s=0.001, capacity=4)
+    yield b, scorer
+    scorer.gate.set()
+    b.close()
+
+
+def test_identical_pairs_in_flight_are_scored_once(held):
+    b, scorer = held
+    far = time.monotonic() + 60
+    first = b.submit([PAIRS[0], PAIRS[1], PAIRS[0]], far)
+    second = b.submit([PAIRS[1], PAIRS[2]], far)
+    assert first[0] is first[2] and first[1] is second[0]
+    scorer.gate.set()
+    assert [f.result(timeout=5) for f in first + second] == [0.25] * 5
+    assert sorted(scorer.pairs) == sorted(PAIRS[:3])
+    assert b.pending() == 0
+
+
+def test_capacity_counts_distinct_pending_pairs(held):
+    b, _ = held
+    far = time.monotonic() + 60
+    b.submit(PAIRS[:4], far)
+    with pytest.raises(Overloaded, match=r"full \(4 pending pairs, capacity 4\)"):
+        b.submit([PAIRS[0], PAIRS[4]], far)
+    assert len(b.submit(PAIRS[:4], far)) == 4  # all in flight already: nothing more to hold
+    assert b.pending() == 4

@@ -18,17 +18,15 @@ ENTITIES = [Entity.of("product_type", "office chair"), Entity.of("color", "red")
 
 
 def write_snapshot(store, rows, items=None, fingerprint="model-a", item_vectors=(), query_vectors=()):
-    writer = store.new_writer(map_size_mb=64)
-    writer.put_meta("vocabulary", "{}")
-    writer.add_entities(ENTITIES)
-    writer.add_items(items or [("D1", "Red chair", [0, 1, 2]), ("D2", "Plain", [])])
-    writer.add_rows(rows)
-    writer.add_item_vectors(item_vectors)
-    writer.add_query_vectors(query_vectors)
-    snapshot_id = store.snapshot_id_of(writer)
-    writer.finish(Manifest(snapshot_id, fingerprint, "test-model", "2026-01-01T00:00:00", {}))
-    store.publish(writer)
-    return snapshot_id
+    with store.writing(map_size_mb=64) as writer:
+        writer.put_meta("vocabulary", "{}")
+        writer.add_entities(ENTITIES)
+        writer.add_items(items or [("D1", "Red chair", [0, 1, 2]), ("D2", "Plain", [])])
+        writer.add_rows(rows)
+        writer.add_item_vectors(item_vectors)
+        writer.add_query_vectors(query_vectors)
+        writer.finish(Manifest(writer.snapshot_id, fingerprint, "test-model", "2026-01-01T00:00:00", {}))
+    return writer.snapshot_id
 
 
 def test_key_encoding_is_stable():
@@ -63,7 +61,7 @@ def test_round_trip(tmp_path):
         "item_vectors": 0,
         "query_vectors": 0,
     }
-    assert reader.item_vectors is None and reader.query_vector("red chair") is None
+    assert reader.item_vectors(np.array([0])) is None and reader.query_vector("red chair") is None
     assert reader.manifest.model_fingerprint == "model-a"
     ids, scores = reader.row("red chair")
     assert ids.tolist() == [0, 1] and scores.tolist() == pytest.approx([0.8, 0.9])
@@ -71,6 +69,13 @@ def test_round_trip(tmp_path):
     assert reader.entities == ENTITIES
     assert reader.item_entities[reader.item_rows["D1"]].tolist() == [0, 1, 2]
     assert reader.item_counts.tolist() == [3, 0]
+    # The SnapshotView the engine reads: bulk lookups in request order, -1 for what the snapshot lacks.
+    positions = reader.item_positions(["D2", "nope", "D1"])
+    assert positions.tolist() == [reader.item_rows["D2"], -1, reader.item_rows["D1"]]
+    ids, counts = reader.item_entity_ids(positions)
+    assert ids.tolist() == [[-1, -1, -1], [-1, -1, -1], [0, 1, 2]] and counts.tolist() == [0, 0, 3]
+    assert reader.entity_count == 3 and reader.entity(1) == ENTITIES[1]
+    assert reader.entity_id(ENTITIES[2]) == 2 and reader.entity_id(Entity.of("color", "blue")) is None
     assert reader.titles(["D2", "nope", "D1"]) == ["Plain", "", "Red chair"]
     assert sorted(reader.queries()) == ["blue chair", "red chair"]
 
@@ -82,9 +87,9 @@ def test_item_and_query_vectors_round_trip_in_item_order(tmp_path):
     sid = write_snapshot(store, rows, item_vectors=[("D2", unit[1]), ("D1", unit[0])], query_vectors=[("red chair", unit[2])])
     reader = store.open(sid, verify=True)
     assert reader.manifest.counts["item_vectors"] == 2 and reader.manifest.counts["query_vectors"] == 1
-    assert reader.item_vectors is not None and reader.item_vectors.dtype == np.float16
-    assert reader.item_vectors[reader.item_rows["D1"]].tolist() == [1, 0, 0, 0]
-    assert reader.item_vectors[reader.item_rows["D2"]].tolist() == [0, 1, 0, 0]
+    vectors = reader.item_vectors(reader.item_positions(["D1", "D2"]))
+    assert vectors is not None and vectors.dtype == np.float16
+    assert vectors.tolist() == [[1, 0, 0, 0], [0, 1, 0, 0]]
     assert reader.query_vector("red chair").tolist() == [0, 0, 1, 0]
     assert reader.query_vector("blue chair") is None
     # One vector per item or none: a partial table is refused, not half used.
@@ -161,14 +166,14 @@ CRASHING_WRITER = textwrap.dedent(
     from entrel.cache import SnapshotStore
     from entrel.catalog import Entity
     store = SnapshotStore(sys.argv[1])
-    writer = store.new_writer(map_size_mb=256)
-    writer.add_entities([Entity.of("color", f"c{i}") for i in range(100)])
     def rows():
         for i in range(10**9):
             if i == 20000:
                 print("halfway", flush=True)
             yield f"query {i}", np.arange(100), np.full(100, 0.5)
-    writer.add_rows(rows())
+    with store.writing(map_size_mb=256) as writer:
+        writer.add_entities([Entity.of("color", f"c{i}") for i in range(100)])
+        writer.add_rows(rows())
     """
 )
 
@@ -188,3 +193,19 @@ def test_crash_mid_write_leaves_the_promoted_snapshot_intact(tmp_path):
     assert any(p.name.startswith(".staging-") for p in tmp_path.iterdir())
     store.prune(keep=3)
     assert not any(p.name.startswith(".staging-") for p in tmp_path.iterdir())
+
+
+def test_a_failed_or_unfinished_write_publishes_nothing(tmp_path):
+    store = SnapshotStore(tmp_path)
+    old = write_snapshot(store, [("red chair", np.array([1]), np.array([0.9]))])
+    store.promote(old)
+    with pytest.raises(KeyError):
+        with store.writing(map_size_mb=64) as writer:
+            writer.add_entities(ENTITIES)
+            raise KeyError("scoring failed")
+    with pytest.raises(SnapshotError, match="not finished"):
+        with store.writing(map_size_mb=64) as writer:
+            writer.add_entities(ENTITIES)
+    assert store.list_ids() == [old] and store.current_id() == old
+    assert len(list(tmp_path.glob(".staging-*"))) == 2  # left for the next run to remove
+    assert store.open(old, verify=True).row("red chair")[1].tolist() == pytest.approx([0.9])

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY
+from snapshot_copies import republish
 
-from entrel.cache import Manifest, SnapshotStore
+from entrel.cache import SnapshotStore
 from entrel.errors import EntrelError
 from entrel.service.batcher import DeadlineExceeded, Overloaded
 from entrel.service.engine import InvalidRequest, ItemRequest
@@ -184,24 +185,6 @@ def test_full_live_queue_answers_resource_exhausted_at_once(served_settings, sco
         server.stop(grace=0)
 
 
-def _republish(store: SnapshotStore, scale: float, fingerprint: str | None = None) -> str:
-    """A new snapshot with the promoted one's tables and every score multiplied by `scale`."""
-    reader = store.open(store.current_id())
-    writer = store.new_writer(map_size_mb=256)
-    writer.put_meta("vocabulary", reader.vocabulary_json)
-    writer.add_entities(reader.entities)
-    titles = reader.titles(list(reader.item_rows))
-    writer.add_items(
-        (item_id, title, reader.item_entities[row, : reader.item_counts[row]].tolist())
-        for (item_id, row), title in zip(reader.item_rows.items(), titles, strict=True)
-    )
-    writer.add_rows((q, *(lambda ids, s: (ids, s * scale))(*reader.row(q))) for q in reader.queries())
-    snapshot_id = store.snapshot_id_of(writer)
-    writer.finish(Manifest(snapshot_id, fingerprint or reader.manifest.model_fingerprint, "test", "now", {}))
-    store.publish(writer)
-    return snapshot_id
-
-
 @pytest.fixture
 def private_server(served_settings, scorer, tmp_path):
     """A server over its own copy of the snapshot folder, free to promote new snapshots."""
@@ -236,7 +219,7 @@ def test_snapshot_swap_under_load_drops_no_request(private_server):
     for t in threads:
         t.start()
     time.sleep(0.5)
-    new_id = _republish(store, scale=0.5)
+    new_id = republish(store, scale=0.5)
     store.promote(new_id)
     deadline = time.monotonic() + 10
     while new_id not in seen and time.monotonic() < deadline:
@@ -257,7 +240,7 @@ def test_snapshot_of_another_model_is_refused(private_server):
     server, store = private_server
     old_id = store.current_id()
     refused_before = REGISTRY.get_sample_value("entrel_snapshot_refused_total")
-    foreign = _republish(store, scale=1.0, fingerprint="some-other-model")
+    foreign = republish(store, scale=1.0, fingerprint="some-other-model")
     store.promote(foreign)
     # The watcher must have looked at the foreign snapshot and refused it, not merely not got to it yet.
     deadline = time.monotonic() + 10
@@ -292,7 +275,7 @@ def test_corrupt_current_snapshot_falls_back_to_an_older_valid_one(served_settin
     shutil.copytree(served_settings.snapshot_root, tmp_path / "snapshots")
     store = SnapshotStore(tmp_path / "snapshots")
     good = store.current_id()
-    bad = _republish(store, scale=1.0)
+    bad = republish(store, scale=1.0)
     data = store.path_of(bad) / "data.mdb"
     data.write_bytes(b"\0" * 8192)
     store.promote(bad)

@@ -97,10 +97,16 @@ class Manifest:
 
 
 class SnapshotWriter:
-    """Fills a new snapshot directory; nothing reads it until the store promotes it."""
+    """Fills a new snapshot directory; nothing reads it until the store promotes it.
 
-    def __init__(self, path: Path, map_size_mb: int = 4096) -> None:
+    Get one from :meth:`SnapshotStore.writing <entrel.cache.SnapshotStore.writing>`, which publishes it.
+    """
+
+    def __init__(self, path: Path, snapshot_id: str, map_size_mb: int = 4096) -> None:
         self.path = Path(path)
+        self.snapshot_id = snapshot_id
+        # Set by finish: the store publishes only a finished snapshot.
+        self.manifest: Manifest | None = None
         self.path.mkdir(parents=True, exist_ok=False)
         self._env = lmdb.open(str(self.path), map_size=map_size_mb << 20, max_dbs=len(_DBS), sync=False)
         self._dbs = {name: self._env.open_db(name) for name in _DBS}
@@ -183,9 +189,11 @@ class SnapshotWriter:
         self._env.close()
         (self.path / CHECKSUM_FILE).write_text(_data_checksum(self.path) + "\n", encoding="ascii")
         (self.path / MANIFEST_FILE).write_text(manifest.to_json() + "\n", encoding="utf-8")
+        self.manifest = manifest
         return manifest
 
     def abort(self) -> None:
+        """Close without finishing (a no-op after finish); the folder stays until the store prunes it."""
         self._env.close()
 
 
@@ -196,7 +204,7 @@ _OPEN_LOCK = threading.Lock()
 
 
 class SnapshotReader:
-    """Read-only view of a promoted snapshot. Thread-safe for concurrent requests.
+    """Read-only view of a promoted snapshot (a :class:`~entrel.cache.SnapshotView`). Thread-safe for concurrent requests.
 
     Get one with :meth:`open`; every holder in a process shares it.
     """
@@ -271,15 +279,42 @@ class SnapshotReader:
             self.item_entities[i, : len(row)] = row
             self.item_counts[i] = len(row)
         # (items x dimension) float16 in item row order, or None when the snapshot holds no item vectors.
-        self.item_vectors: np.ndarray | None = None
+        self._item_vectors: np.ndarray | None = None
         if vectors:
             if vectors.keys() != self.item_rows.keys() or len({v.size for v in vectors.values()}) != 1:
                 raise SnapshotError(f"snapshot {self.path}: item vectors do not match the items (one per item, one size)")
-            self.item_vectors = np.stack([vectors[i] for i in item_ids])
+            self._item_vectors = np.stack([vectors[i] for i in item_ids])
+
+    # -- SnapshotView: what serving reads --------------------------------
 
     @property
     def snapshot_id(self) -> str:
         return self.manifest.snapshot_id
+
+    @property
+    def entity_count(self) -> int:
+        return len(self.entities)
+
+    def entity(self, entity_id: int) -> Entity:
+        return self.entities[entity_id]
+
+    def entity_id(self, entity: Entity) -> int | None:
+        return self.entity_ids.get(entity)
+
+    def item_positions(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Row of each item in the in-memory item tables, -1 for items not in the snapshot."""
+        return np.fromiter((self.item_rows.get(i, -1) for i in item_ids), np.int64, len(item_ids))
+
+    def item_entity_ids(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the padded id matrix (all -1 for unknown items) and their entity counts: one numpy gather."""
+        known = positions >= 0
+        safe = np.where(known, positions, 0)
+        ids = self.item_entities[safe]
+        ids[~known] = -1
+        return ids, np.where(known, self.item_counts[safe], 0).astype(np.int32)
+
+    def item_vectors(self, positions: np.ndarray) -> np.ndarray | None:
+        return None if self._item_vectors is None else self._item_vectors[positions]
 
     def row(self, normalized_query: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The query's (entity ids ascending, scores), or None when it was not precomputed."""

@@ -19,6 +19,8 @@ import logging
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,22 +61,27 @@ class SnapshotStore:
     def pointer(self) -> Path:
         return self.root / "CURRENT"
 
-    def new_writer(self, map_size_mb: int = 4096) -> SnapshotWriter:
-        """A writer into a fresh staging folder, named by UTC time (ids sort by age)."""
+    @contextmanager
+    def writing(self, map_size_mb: int = 4096) -> Iterator[SnapshotWriter]:
+        """A writer into a fresh staging folder, named by UTC time (ids sort by age).
+
+        The block ends with ``writer.finish(manifest)``; the snapshot is then
+        published: moved into place under its id, not yet served. When the
+        block raises, or ends unfinished, the writer is aborted and nothing is
+        published; the staging folder stays until the next run removes it.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         snapshot_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
-        return SnapshotWriter(self.root / f"{_STAGING}{snapshot_id}", map_size_mb=map_size_mb)
-
-    @staticmethod
-    def snapshot_id_of(writer: SnapshotWriter) -> str:
-        return writer.path.name.removeprefix(_STAGING)
-
-    def publish(self, writer: SnapshotWriter) -> Path:
-        """Move a finished staging folder into place (not yet served)."""
-        final = self.root / self.snapshot_id_of(writer)
-        os.replace(writer.path, final)
+        writer = SnapshotWriter(self.root / f"{_STAGING}{snapshot_id}", snapshot_id, map_size_mb=map_size_mb)
+        try:
+            yield writer
+            if writer.manifest is None:
+                raise SnapshotError(f"snapshot {snapshot_id} was not finished: call writer.finish(manifest) in the block")
+        except BaseException:
+            writer.abort()
+            raise
+        os.replace(writer.path, self.path_of(snapshot_id))
         _fsync_dir(self.root)
-        return final
 
     def path_of(self, snapshot_id: str) -> Path:
         return self.root / snapshot_id

@@ -25,7 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
-from entrel.cache import SnapshotReader
+from entrel.cache import SnapshotView
 from entrel.cache.misslog import MissLogWriter
 from entrel.catalog import CatalogItem, Entity, item_text
 from entrel.catalog.extractor import EntityExtractor, Vocabulary
@@ -49,6 +49,7 @@ __all__ = [
     "ScoreResult",
     "SnapshotSource",
     "Source",
+    "ValidQuery",
 ]
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,14 @@ _STATUSES = (
 class SnapshotSource(Protocol):
     """Hands out the snapshot to use for one request (see SnapshotWatcher)."""
 
-    def current(self) -> SnapshotReader | None: ...
+    def current(self) -> SnapshotView | None: ...
+
+
+@dataclass(frozen=True)
+class ValidQuery:
+    """A query that passed :meth:`RelevanceEngine.validate` for its request, so scoring does not check it again."""
+
+    normalized: str
 
 
 @dataclass(frozen=True)
@@ -201,8 +209,8 @@ class RelevanceEngine:
 
     # -- request validation ------------------------------------------------
 
-    def validate(self, query: str, n_items: int) -> str:
-        """The normalised query, or InvalidRequest naming the limit broken."""
+    def validate(self, query: str, n_items: int) -> ValidQuery:
+        """The normalised query of a request of `n_items` items, or InvalidRequest naming the limit broken."""
         limits = self.settings.server
         if len(query) > limits.max_query_chars:
             raise InvalidRequest(
@@ -218,16 +226,16 @@ class RelevanceEngine:
             )
         if n_items > limits.max_items:
             raise InvalidRequest(f"{n_items} items requested; the limit is server.max_items={limits.max_items}")
-        return normalized
+        return ValidQuery(normalized)
 
     # -- scoring -----------------------------------------------------------
 
     def score(
-        self, query: str, items: Sequence[ItemRequest], explain: bool = False, deadline: float | None = None
+        self, query: str | ValidQuery, items: Sequence[ItemRequest], explain: bool = False, deadline: float | None = None
     ) -> ScoreResult:
-        """Score `items` for `query`; `deadline` is on the monotonic clock."""
+        """Score `items` for `query` (checked here unless it comes from `validate`); `deadline` is on the monotonic clock."""
         started = time.perf_counter()
-        normalized = self.validate(query, len(items))
+        normalized = (query if isinstance(query, ValidQuery) else self.validate(query, len(items))).normalized
         if problem := inline_problem(((i, r.inline) for i, r in enumerate(items) if r.inline), self.settings.server):
             raise InvalidRequest(problem)
         if deadline is None:
@@ -282,12 +290,12 @@ class RelevanceEngine:
         metrics.PRIOR_PAIRS.inc(result.prior_pairs)
         return result
 
-    def prepare(self, snap: SnapshotReader | None) -> None:
+    def prepare(self, snap: SnapshotView | None) -> None:
         """Build the extractor for `snap` ahead of requests (called when a snapshot is swapped in)."""
         with self._extract_lock:
             self._extractor(snap)
 
-    def _extractor(self, snap: SnapshotReader | None) -> EntityExtractor:
+    def _extractor(self, snap: SnapshotView | None) -> EntityExtractor:
         """The extractor with the snapshot's vocabulary, so live extraction matches the nightly one.
 
         Callers hold the extraction lock.
@@ -300,13 +308,13 @@ class RelevanceEngine:
             self._extractors = {key: extractor}  # keep only the current snapshot's
         return extractor
 
-    def _type_weights(self, snap: SnapshotReader | None, resolved: _Resolved) -> np.ndarray:
+    def _type_weights(self, snap: SnapshotView | None, resolved: _Resolved) -> np.ndarray:
         """The type weight of every slot of the padded entity matrix (1 in padding)."""
         key = snap.snapshot_id if snap is not None else ""
         base = self._entity_weights.get(key)
         if base is None:
-            entities = snap.entities if snap is not None else []
-            base = np.array([self.aggregator.weights.of_type(e.type.value) for e in entities], dtype=np.float32)
+            types = [snap.entity(i).type.value for i in range(snap.entity_count)] if snap is not None else []
+            base = np.array([self.aggregator.weights.of_type(t) for t in types], dtype=np.float32)
             self._entity_weights = {key: base}  # keep only the current snapshot's
         local = [self.aggregator.weights.of_type(e.type.value) for e in resolved.local_entities]
         # Padding (-1) indexes the trailing 1.0.
@@ -315,7 +323,7 @@ class RelevanceEngine:
 
     def _similarity(
         self,
-        snap: SnapshotReader | None,
+        snap: SnapshotView | None,
         normalized: str,
         items: Sequence[ItemRequest],
         resolved: _Resolved,
@@ -327,15 +335,18 @@ class RelevanceEngine:
         every item of a response is scored alike; inline items are encoded live.
         """
         sims = np.zeros(len(items), dtype=np.float32)
-        if self._encoder is None or snap is None or snap.item_vectors is None:
+        if self._encoder is None or snap is None:
+            return sims
+        known = np.flatnonzero(resolved.known)
+        vectors = snap.item_vectors(resolved.rows[known])
+        if vectors is None:
             return sims
         query = snap.query_vector(normalized)
         result.query_vector_cached = query is not None
         if query is None:
             query = self._encoder.encode_query(normalized)
-        known = np.flatnonzero(resolved.known)
         if known.size:
-            sims[known] = similarities(query, snap.item_vectors[resolved.rows[known]])
+            sims[known] = similarities(query, vectors)
         inline = [i for i, r in enumerate(items) if r.inline is not None]
         if inline:
             texts = [item_text(r.inline) for r in items if r.inline is not None]
@@ -343,9 +354,7 @@ class RelevanceEngine:
         result.similarity_weight = self.settings.similarity.weight
         return sims
 
-    def _extract_inline(
-        self, snap: SnapshotReader | None, items: list[CatalogItem], deadline: float
-    ) -> list[list[Entity] | None]:
+    def _extract_inline(self, snap: SnapshotView | None, items: list[CatalogItem], deadline: float) -> list[list[Entity] | None]:
         """Entities of each inline item, None for those not started in time.
 
         Items are extracted one by one, each a bounded piece of work (see
@@ -364,15 +373,14 @@ class RelevanceEngine:
                 self._extract_lock.release()
         return out
 
-    def _resolve(self, snap: SnapshotReader | None, items: Sequence[ItemRequest], explain: bool, deadline: float) -> _Resolved:
+    def _resolve(self, snap: SnapshotView | None, items: Sequence[ItemRequest], explain: bool, deadline: float) -> _Resolved:
         n = len(items)
         if snap is not None:
-            rows = np.fromiter((snap.item_rows.get(r.item_id, -1) if r.inline is None else -1 for r in items), np.int64, n)
+            # Inline items are extracted afresh even when their id is in the snapshot.
+            rows = np.where([r.inline is None for r in items], snap.item_positions([r.item_id for r in items]), -1)
             known = rows >= 0
-            ids = snap.item_entities[np.where(known, rows, 0)] if n else np.zeros((0, 0), np.int32)
-            ids[~known] = -1
-            counts = np.where(known, snap.item_counts[np.where(known, rows, 0)], 0).astype(np.int32)
-            n_snapshot_entities = len(snap.entities)
+            ids, counts = snap.item_entity_ids(rows)
+            n_snapshot_entities = snap.entity_count
         else:
             rows = np.full(n, -1, dtype=np.int64)
             known = np.zeros(n, dtype=bool)
@@ -392,7 +400,7 @@ class RelevanceEngine:
                 ids = np.pad(ids, ((0, 0), (0, width - ids.shape[1])), constant_values=-1)
             for row, entities in zip(inline_rows, extracted, strict=True):
                 for col, entity in enumerate(entities):
-                    known_id = snap.entity_ids.get(entity) if snap is not None else None
+                    known_id = snap.entity_id(entity) if snap is not None else None
                     if known_id is None:
                         known_id = local_ids.setdefault(entity, n_snapshot_entities + len(local_ids))
                     ids[row, col] = known_id
@@ -428,7 +436,7 @@ class RelevanceEngine:
     def _fill_misses(
         self,
         query: str,
-        snap: SnapshotReader | None,
+        snap: SnapshotView | None,
         resolved: _Resolved,
         scores: np.ndarray,
         sources: np.ndarray,
@@ -470,10 +478,10 @@ class RelevanceEngine:
         return notes
 
     @staticmethod
-    def _entity(snap: SnapshotReader | None, resolved: _Resolved, entity_id: int) -> Entity:
-        if snap is not None and entity_id < len(snap.entities):
-            return snap.entities[entity_id]
-        return resolved.local_entities[entity_id - (len(snap.entities) if snap is not None else 0)]
+    def _entity(snap: SnapshotView | None, resolved: _Resolved, entity_id: int) -> Entity:
+        if snap is not None and entity_id < snap.entity_count:
+            return snap.entity(entity_id)
+        return resolved.local_entities[entity_id - (snap.entity_count if snap is not None else 0)]
 
     @staticmethod
     def _statuses(resolved: _Resolved, sources: np.ndarray, aggregate: Aggregate) -> np.ndarray:
@@ -488,7 +496,7 @@ class RelevanceEngine:
 
     def _results(
         self,
-        snap: SnapshotReader | None,
+        snap: SnapshotView | None,
         resolved: _Resolved,
         scores: np.ndarray,
         sources: np.ndarray,

@@ -156,12 +156,12 @@ class RelevanceServicer(pb_grpc.RelevanceServicer):
         try:
             if isinstance(request, Undecodable):
                 raise InvalidRequest(request.reason)
-            # Checked before building the item list, so a huge request is refused cheaply.
-            self.engine.validate(request.query, len(request.items))
+            # Checked before building the item list, so a huge request is refused cheaply (and only here).
+            valid = self.engine.validate(request.query, len(request.items))
             items = [_item_request(i, ref) for i, ref in enumerate(request.items)]
             remaining = context.time_remaining()
             deadline = None if remaining is None else _answer_by(remaining)
-            result = self.engine.score(request.query, items, explain=request.explain, deadline=deadline)
+            result = self.engine.score(valid, items, explain=request.explain, deadline=deadline)
             return to_response(result)
         except Exception as exc:
             code = status_of(exc)

@@ -1,0 +1,200 @@
+"""RelevanceEngine with an in-memory snapshot, a scripted scorer and the real MicroBatcher: no model, milliseconds each.
+
+The last test drives it through the gRPC servicer (without a server) for how requests are validated.
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+from fakes import FixedEncoder, FixedSnapshot, MemorySnapshot, ScriptedScorer
+
+from entrel.catalog import Entity
+from entrel.config import load_settings
+from entrel.service.batcher import MicroBatcher
+from entrel.service.engine import ItemRequest, ItemStatus, RelevanceEngine, Role, Source
+from entrel.service.grpc_service import RelevanceServicer
+from entrel.v1 import relevance_pb2 as pb
+
+QUERY = "red office chair"
+CHAIR = Entity.of("product_type", "office chair")
+RED = Entity.of("color", "red")
+BLUE = Entity.of("color", "blue")
+ACME = Entity.of("brand", "acme")
+MESH = Entity.of("material", "mesh")
+ITEMS = {
+    "red-chair": ("Red office chair", [CHAIR, RED]),
+    "blue-chair": ("Blue office chair", [CHAIR, BLUE]),
+    "acme-chair": ("Acme office chair", [CHAIR, ACME]),
+    "acme-mesh": ("Acme mesh", [ACME, MESH]),
+    "bare": ("Something", []),
+}
+ROWS = {QUERY: {CHAIR: 1.0, RED: 1.0, BLUE: 0.0}}
+# What the live "model" says about the pairs the snapshot lacks.
+LIVE = {(QUERY, ACME.render()): 0.4, (QUERY, MESH.render()): 0.2}
+
+
+@pytest.fixture
+def make_engine():
+    """Builds engines over a MemorySnapshot; closes their batchers (releasing held scorers) afterwards."""
+    made: list[tuple[ScriptedScorer, MicroBatcher]] = []
+
+    def make(snapshot=None, served=True, encoder=None, overrides=()):
+        snapshot = (snapshot or MemorySnapshot(ITEMS, ROWS)) if served else None
+        scorer = ScriptedScorer(LIVE)
+        settings = load_settings(overrides=list(overrides))
+        batcher = MicroBatcher(scorer, max_batch_pairs=64, max_wait_s=0.001, capacity=1000)
+        made.append((scorer, batcher))
+        return RelevanceEngine(settings, scorer.fingerprint, FixedSnapshot(snapshot), batcher, encoder=encoder), scorer
+
+    yield make
+    for scorer, batcher in made:
+        scorer.gate.set()
+        batcher.close()
+
+
+def requests(*item_ids):
+    return [ItemRequest(i) for i in item_ids]
+
+
+def test_cached_pairs_come_from_the_snapshot_without_scoring(make_engine):
+    engine, scorer = make_engine()
+    result = engine.score(QUERY, requests("red-chair", "blue-chair"), explain=True)
+    red, blue = result.items
+    assert [e.source for e in red.entities + blue.entities] == [Source.CACHED] * 4
+    assert [e.score for e in red.entities] == [1.0, 1.0] and [e.score for e in blue.entities] == [1.0, 0.0]
+    assert (red.status, blue.status) == (ItemStatus.OK, ItemStatus.OK)
+    assert (red.title, red.entities[0].entity) == ("Red office chair", CHAIR)
+    # Product t-norm: red covers the query and contradicts nothing; blue's color breaks the match.
+    assert red.score == pytest.approx(1.0) and blue.score == pytest.approx(0.0)
+    assert blue.entities[1].role == Role.CONTRADICTS and blue.entities[1].breaks_match
+    assert (result.cache_hits, result.cache_misses, result.query_cached) == (4, 0, True)
+    assert (result.snapshot_id, result.model_fingerprint) == ("memory", "scripted-scorer")
+    assert scorer.pairs == []
+
+
+def test_distinct_live_misses_are_scored_once(make_engine):
+    engine, scorer = make_engine()
+    result = engine.score(QUERY, requests("acme-chair", "acme-mesh", "acme-chair"), explain=True)
+    # Four missed slots (acme in each item, mesh once), two distinct pairs.
+    assert sorted(scorer.pairs) == sorted(LIVE)
+    assert (result.cache_misses, result.live_scored_pairs, result.prior_pairs) == (4, 2, 0)
+    acme_chair, acme_mesh, again = result.items
+    assert [(e.entity, e.score, e.source) for e in acme_mesh.entities] == [
+        (ACME, pytest.approx(0.4), Source.LIVE),
+        (MESH, pytest.approx(0.2), Source.LIVE),
+    ]
+    assert acme_chair.entities[0].source == Source.CACHED and acme_chair.entities[1].source == Source.LIVE
+    assert again == acme_chair
+    assert {item.status for item in result.items} == {ItemStatus.OK}
+
+
+def test_pairs_not_scored_by_the_deadline_get_the_prior(make_engine):
+    engine, scorer = make_engine(overrides=["logic.prior=0.3"])
+    scorer.gate.clear()  # the model never answers in time
+    started = time.monotonic()
+    result = engine.score(QUERY, requests("acme-chair", "red-chair"), explain=True, deadline=started + 0.05)
+    assert time.monotonic() - started < 0.5
+    late, cached = result.items
+    assert late.status == ItemStatus.DEGRADED and late.message == "some entities got the prior score"
+    acme = late.entities[1]
+    assert (acme.source, acme.score, acme.note) == (Source.PRIOR, pytest.approx(0.3), "not scored within the request deadline")
+    assert cached.status == ItemStatus.OK
+    assert (result.live_scored_pairs, result.prior_pairs) == (0, 1)
+
+
+def test_live_pairs_past_the_cap_get_the_prior(make_engine):
+    engine, scorer = make_engine(overrides=["server.max_live_pairs_per_request=1"])
+    result = engine.score(QUERY, requests("acme-mesh"), explain=True)
+    assert len(scorer.pairs) == 1
+    (item,) = result.items
+    sources = sorted(e.source for e in item.entities)
+    assert sources == [Source.LIVE, Source.PRIOR] and item.status == ItemStatus.DEGRADED
+    assert [e.note for e in item.entities if e.source == Source.PRIOR] == ["over the live cap of 1 pairs per request"]
+    assert (result.live_scored_pairs, result.prior_pairs) == (1, 1)
+
+
+def test_unknown_and_empty_items_get_the_unjudged_score(make_engine):
+    engine, scorer = make_engine(overrides=["logic.unjudged_score=0.05"])
+    result = engine.score(QUERY, requests("nope", "bare", "red-chair"), explain=True)
+    unknown, bare, red = result.items
+    assert (unknown.status, unknown.score, unknown.message) == (
+        ItemStatus.UNKNOWN_ITEM,
+        pytest.approx(0.05),
+        "item id not in the serving snapshot",
+    )
+    assert unknown.entities == [] and unknown.title == ""
+    assert (bare.status, bare.score) == (ItemStatus.NO_ENTITIES, pytest.approx(0.05))
+    assert red.status == ItemStatus.OK and scorer.pairs == []
+
+    unserved, _ = make_engine(served=False, overrides=["logic.unjudged_score=0.05"])
+    result = unserved.score(QUERY, requests("red-chair"))
+    assert (result.snapshot_id, result.query_cached) == ("", False)
+    assert (result.items[0].status, result.items[0].score) == (ItemStatus.UNKNOWN_ITEM, pytest.approx(0.05))
+    assert result.items[0].message == "no snapshot is being served"
+
+
+def test_similarity_term_blends_with_the_entity_score(make_engine):
+    vectors = {"red-chair": [1, 0, 0, 0], "blue-chair": [0.6, 0.8, 0, 0], "acme-chair": [0, 0, 1, 0]}
+    snapshot = MemorySnapshot(ITEMS, ROWS, item_vectors=vectors, query_vectors={QUERY: [1, 0, 0, 0]})
+    encoder = FixedEncoder({"office chair": [0, 0, 1, 0]})
+    engine, _ = make_engine(snapshot, encoder=encoder, overrides=["similarity.weight=0.25"])
+    ids = ("red-chair", "blue-chair", "acme-chair", "nope")
+    result = engine.score(QUERY, requests(*ids))
+    assert result.similarity_weight == 0.25 and result.query_vector_cached and encoder.encoded == []
+    assert [i.similarity for i in result.items] == pytest.approx([1.0, 0.6, 0.0, 0.0], abs=1e-3)
+    for item in result.items[:3]:
+        assert item.score == pytest.approx(0.75 * item.entity_score + 0.25 * item.similarity)
+    assert result.items[3].score == 0.0  # unknown: unjudged, whatever the similarity
+    # A query without a cached vector is encoded live, once.
+    result = engine.score("office chair", requests(*ids))
+    assert not result.query_vector_cached and encoder.encoded == ["office chair"]
+    assert [i.similarity for i in result.items] == pytest.approx([0.0, 0.0, 1.0, 0.0], abs=1e-3)
+
+    # Weight 0 (no encoder) or a snapshot without item vectors: the entity score alone.
+    for engine, _ in (make_engine(snapshot), make_engine(encoder=encoder, overrides=["similarity.weight=0.25"])):
+        result = engine.score(QUERY, requests(*ids))
+        assert result.similarity_weight == 0.0
+        assert [i.score for i in result.items] == [i.entity_score for i in result.items[:3]] + [0.0]
+        assert all(i.similarity == 0.0 for i in result.items)
+
+
+def test_results_keep_the_request_order(make_engine):
+    engine, _ = make_engine()
+    order = ["nope", "blue-chair", "acme-mesh", "red-chair", "bare", "acme-chair", "blue-chair"]
+    result = engine.score(QUERY, requests(*order))
+    assert [i.item_id for i in result.items] == order
+    alone = [engine.score(QUERY, requests(i)).items[0] for i in order]
+    assert [(i.score, i.status) for i in result.items] == [(i.score, i.status) for i in alone]
+    # Every item but the repeated one differs in score or status, so a shuffle would show.
+    assert len({(i.score, i.status) for i in result.items}) == 6
+
+
+class Aborted(Exception):
+    """What grpc's context.abort raises, with the status and message the client would see."""
+
+
+class FakeContext:
+    def time_remaining(self) -> None:
+        return None
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise Aborted(code, details)
+
+
+def test_the_servicer_validates_a_request_once(make_engine, monkeypatch):
+    engine, _ = make_engine()
+    seen = []
+    validate = engine.validate
+    monkeypatch.setattr(engine, "validate", lambda query, n: seen.append(query) or validate(query, n))
+    servicer = RelevanceServicer(engine)
+    request = pb.ScoreItemsRequest(query="Red  Office CHAIR", items=[pb.ItemRef(item_id="red-chair")])
+    response = servicer.ScoreItems(request, FakeContext())
+    assert seen == ["Red  Office CHAIR"]
+    assert response.metadata.normalized_query == QUERY and response.items[0].score == pytest.approx(1.0)
+    # Still checked before the items are read: a bad query is named, not the item that has no reference.
+    with pytest.raises(Aborted) as caught:
+        servicer.ScoreItems(pb.ScoreItemsRequest(query="   ", items=[pb.ItemRef()]), FakeContext())
+    assert caught.value.args == (grpc.StatusCode.INVALID_ARGUMENT, "query is empty (nothing left after normalisation)")
