@@ -34,6 +34,7 @@ from entrel.errors import EntrelError
 from entrel.offline import extract
 from entrel.offline.mine_queries import mine_queries
 from entrel.offline.retrieval import Bm25Index
+from entrel.offline.vectors import encode_items
 from entrel.scoring import CrossEncoderScorer, Scorer, TextEncoder
 
 __all__ = ["NightlyError", "NightlyReport", "run"]
@@ -64,6 +65,8 @@ class NightlyReport:
     snapshot_path: str
     pruned: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
+    # Item vectors carried from the previous run / encoded this run (offline/vectors.py).
+    item_vectors: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -130,6 +133,7 @@ def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True)
     """Build, verify and promote a new snapshot; returns what was done."""
     store = SnapshotStore(settings.snapshot_root)
     seconds: dict[str, float] = {}
+    vector_counts: dict[str, int] = {}
     with _exclusive(store.root):
         # A killed run's staging folder would otherwise stay until this run's prune.
         if stale := store.remove_staging():
@@ -166,8 +170,10 @@ def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True)
             if settings.similarity.weight > 0:
                 clock = time.perf_counter()
                 encoder = TextEncoder(settings.similarity, getattr(scorer, "device", "cpu"))
-                item_vectors = encoder.encode([item_text(item) for item in catalog.items], progress=progress)
-                writer.add_item_vectors(zip((item.item_id for item in catalog.items), item_vectors, strict=True))
+                texts = [item_text(item) for item in catalog.items]
+                encoded = encode_items(encoder, texts, Path(settings.data_dir) / "vectors", progress)
+                vector_counts = {"reused": encoded.reused, "encoded": encoded.encoded}
+                writer.add_item_vectors(zip((item.item_id for item in catalog.items), encoded.vectors, strict=True))
                 writer.add_query_vectors(zip(queries, encoder.encode(queries), strict=True))
                 seconds["vectors"] = time.perf_counter() - clock
             manifest = writer.finish(
@@ -207,6 +213,7 @@ def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True)
         snapshot_path=str(path),
         pruned=pruned,
         seconds={k: round(v, 2) for k, v in seconds.items()},
+        item_vectors=vector_counts,
     )
     reports = Path(settings.data_dir) / "reports"
     reports.mkdir(parents=True, exist_ok=True)

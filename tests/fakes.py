@@ -125,9 +125,9 @@ class FixedEncoder:
         self.queries = queries
         self.encoded: list[str] = []
 
-    def encode_query(self, normalized_query: str) -> np.ndarray:
+    def encode_query(self, normalized_query: str, until: float) -> np.ndarray:
         self.encoded.append(normalized_query)
         return np.asarray(self.queries[normalized_query], dtype=np.float16)
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_by(self, texts: Sequence[str], until: float) -> np.ndarray:
         raise AssertionError("inline items are not used in these tests")

@@ -35,7 +35,8 @@ def test_nightly_report_and_snapshot(served_settings):
 
 def test_live_misses_become_hits_after_the_next_nightly_run(served_settings, scorer, tmp_path):
     settings = served_settings.replace(data_dir=str(tmp_path), **{"server.batch_wait_ms": 0.5})
-    nightly.run(settings, scorer=scorer, progress=False)
+    first = nightly.run(settings, scorer=scorer, progress=False)
+    assert first.item_vectors["reused"] == 0 and first.item_vectors["encoded"] > 0
     query = "burgundy leather chair for my study"
     server = RelevanceServer(settings, scorer=scorer).start()
     try:
@@ -45,7 +46,9 @@ def test_live_misses_become_hits_after_the_next_nightly_run(served_settings, sco
         assert not before.query_vector_cached and before.similarity_weight > 0
     finally:
         server.stop(grace=0)  # flushes the miss log
-    nightly.run(settings, scorer=scorer, progress=False)
+    second = nightly.run(settings, scorer=scorer, progress=False)
+    # The catalog did not change: every item's vector comes from the first run's.
+    assert second.item_vectors == {"reused": second.counts["items"], "encoded": 0}
     server = RelevanceServer(settings, scorer=scorer).start()
     try:
         after = server.engine.score(query, items)

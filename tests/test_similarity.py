@@ -75,3 +75,26 @@ def test_a_missing_encoder_is_a_clear_error_naming_the_way_out(tmp_path):
 
     with pytest.raises(EntrelError, match=r"similarity encoder .*absent.* not found.*similarity\.weight=0"):
         TextEncoder(SimilaritySettings(encoder=str(tmp_path / "absent")))
+
+
+def test_nightly_item_vectors_are_carried_over_by_text_and_encoder(tmp_path):
+    import numpy as np
+
+    from entrel.config import SimilaritySettings
+    from entrel.offline.vectors import encode_items
+    from entrel.scoring import TextEncoder
+
+    encoder = TextEncoder(SimilaritySettings())
+    first = encode_items(encoder, ["red chair", "blue mug", "red chair"], tmp_path)
+    assert (first.reused, first.encoded) == (0, 2) and first.vectors.shape[0] == 3
+    assert np.array_equal(first.vectors[0], first.vectors[2])
+    second = encode_items(encoder, ["red chair", "green mug"], tmp_path)
+    assert (second.reused, second.encoded) == (1, 1), "an unchanged text is not encoded again"
+    assert np.array_equal(second.vectors[0], first.vectors[0])
+    # Only the texts the last run used are kept: "blue mug" went with the second run.
+    assert (encode_items(encoder, ["blue mug"], tmp_path).encoded) == 1
+    (cache,) = tmp_path.glob(f"{encoder.fingerprint}.npz")
+    cache.write_bytes(b"not an npz file")
+    rebuilt = encode_items(encoder, ["red chair"], tmp_path)
+    assert (rebuilt.reused, rebuilt.encoded) == (0, 1), "a damaged cache is rebuilt, not fatal"
+    assert np.array_equal(rebuilt.vectors[0], first.vectors[0])

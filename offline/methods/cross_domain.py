@@ -41,9 +41,10 @@ def esci_models(models_dir: Path, quick: bool) -> list[Path]:
 def entrel_cross_domain(ctx: EvalContext) -> MethodResult:
     """The ESCI-trained entity models, served, on every judged pair of the dataset."""
     runs, reports = [], []
+    models = esci_models(ctx.models_dir, ctx.quick)
     weight = entity_model.saved_similarity_weight(ctx)
     first: entity_model.Explained | None = None
-    for model_dir in esci_models(ctx.models_dir, ctx.quick):
+    for model_dir in models:
         explained, serving_report = entity_model.served(ctx, model_dir, ctx.test_labels, weight)
         runs.append(explained.item_scores)
         reports.append({"model": str(model_dir), "fingerprint": model_fingerprint(str(model_dir)), **serving_report})

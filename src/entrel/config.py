@@ -100,7 +100,7 @@ class ModelSettings:
     dtype: str = "auto"
     # none or int8 (dynamic int8 quantisation of Linear layers, CPU only).
     quantize: str = "none"
-    max_length: int = 64
+    max_length: int = 128
     # Padded tokens per batch (batch size x longest sequence).
     token_budget: int = 4096
     # Torch intra-op threads; 0 keeps torch's default.
@@ -150,13 +150,19 @@ class SimilaritySettings:
 
     Item vectors are computed by the nightly job and stored in the snapshot
     (frequent queries' vectors too), so serving it costs one dot product per
-    item. The default weight was chosen by 5-fold cross-validation over the
-    ESCI training queries (README, "Quality"); 0 turns the term off.
+    item. The weight belongs with the entity model: the ESCI evaluation
+    chooses one by 5-fold cross-validation over its training queries and
+    records it (README, "Quality"); the default, for a model nothing was
+    chosen for, weighs both halves alike, so neither overrides the other's
+    veto (an accessory whose product type contradicts the query stays below
+    the product). 0 turns the term off.
     """
 
     # A sentence-transformers bi-encoder: hub name (cached locally) or a local directory.
     encoder: str = "all-MiniLM-L6-v2"
-    weight: float = 0.95
+    weight: float = 0.5
+    # Tokens of item text the encoder reads (titles run to ~100): bounds the cost of a long inline item.
+    max_length: int = 128
     batch_size: int = 64
     # Live-encoded query vectors kept per process.
     query_cache_size: int = 10_000
@@ -443,7 +449,10 @@ def _validate(s: Settings) -> None:
         (min(vars(s.logic.type_weights).values()) >= 0.0, "logic.type_weights must be >= 0"),
         (0.0 <= s.logic.neutral_band < 0.5, "logic.neutral_band must be within [0, 0.5)"),
         (0.0 <= s.similarity.weight <= 1.0, "similarity.weight must be within [0, 1]"),
-        (s.similarity.batch_size > 0 and s.similarity.query_cache_size >= 0, "similarity.batch_size must be positive"),
+        (
+            s.similarity.batch_size > 0 and s.similarity.max_length >= 8 and s.similarity.query_cache_size >= 0,
+            "similarity.batch_size must be positive, max_length at least 8, query_cache_size not negative",
+        ),
         (0.0 < s.nightly.traffic_coverage <= 1.0, "nightly.traffic_coverage must be within (0, 1]"),
         (s.nightly.top_k_queries > 0, "nightly.top_k_queries must be positive"),
         (s.server.max_items > 0, "server.max_items must be positive"),

@@ -11,13 +11,14 @@ from entrel.scoring.cross_encoder import (
     model_fingerprint,
     resolve_model_path,
 )
-from entrel.scoring.similarity import TextEncoder, similarities
+from entrel.scoring.similarity import TakingTurns, TextEncoder, similarities
 
 __all__ = [
     "MODEL_INFO_FILE",
     "CrossEncoderScorer",
     "ModelNotFoundError",
     "Scorer",
+    "TakingTurns",
     "TextEncoder",
     "cpu_has_fast_bfloat16",
     "length_sorted_batches",

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from entrel.config import SimilaritySettings
-from entrel.scoring.cross_encoder import ModelNotFoundError, resolve_model_path
+from entrel.scoring.cross_encoder import ModelNotFoundError, Scorer, model_fingerprint, resolve_model_path
 
-__all__ = ["TextEncoder", "similarities"]
+__all__ = ["TakingTurns", "TextEncoder", "similarities"]
 
 log = logging.getLogger(__name__)
 
@@ -27,21 +29,30 @@ log = logging.getLogger(__name__)
 class TextEncoder:
     """A sentence-transformers bi-encoder giving unit vectors; thread-safe."""
 
-    def __init__(self, settings: SimilaritySettings, device: str = "cpu") -> None:
+    def __init__(self, settings: SimilaritySettings, device: str = "cpu", compute_lock: threading.Lock | None = None) -> None:
+        """`compute_lock`: shared with the other model of the process (the server's cross-encoder), so
+        the two never run at once: two torch calls side by side on a small CPU each slow down far more
+        than twice (their thread teams fight over the cores)."""
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
         self.settings = settings
+        path = resolve_model_path(settings.encoder)
         try:
-            self.model = SentenceTransformer(resolve_model_path(settings.encoder), device=device, local_files_only=True)
+            self.model = SentenceTransformer(path, device=device, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(
                 f"similarity encoder {settings.encoder!r} not found: no such local directory, and not in the offline "
                 f"Hugging Face cache. Name a sentence-transformers bi-encoder in similarity.encoder, or set "
                 f"similarity.weight=0 to score by entities alone. ({type(exc).__name__}: {str(exc)[:200]})"
             ) from exc
-        self._lock = threading.Lock()
+        self.model.max_seq_length = settings.max_length
+        # Identity of the weights (a local directory's files), else the configured name.
+        weights = model_fingerprint(path) if Path(path).is_dir() else settings.encoder.replace("/", "--")
+        self.fingerprint = f"{weights}-{settings.max_length}"
+        self._lock = compute_lock or threading.Lock()
+        self._cache_lock = threading.Lock()
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
@@ -50,28 +61,62 @@ class TextEncoder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float16)
         with self._lock:
-            vectors = self.model.encode(
-                list(texts),
-                batch_size=self.settings.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=progress,
-            )
+            return self._encode(texts, progress)
+
+    def encode_by(self, texts: Sequence[str], until: float) -> np.ndarray | None:
+        """As :meth:`encode`, or None if the encoder is not free before `until` (monotonic clock).
+
+        Requests share one encoder: one that would wait past its own time
+        leaves instead of queueing behind the others.
+        """
+        if not self._lock.acquire(timeout=max(0.0, until - time.monotonic())):
+            return None
+        try:
+            return self._encode(texts, False)
+        finally:
+            self._lock.release()
+
+    def _encode(self, texts: Sequence[str], progress: bool) -> np.ndarray:
+        """Callers hold the lock."""
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.settings.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
         return np.asarray(vectors, dtype=np.float16)
 
-    def encode_query(self, normalized_query: str) -> np.ndarray:
-        """The query's vector, encoded once per process while it stays among the recently used."""
-        with self._lock:
+    def encode_query(self, normalized_query: str, until: float) -> np.ndarray | None:
+        """The query's vector, encoded once per process while it stays among the recently used;
+        None if the encoder is not free before `until`."""
+        with self._cache_lock:
             cached = self._queries.get(normalized_query)
             if cached is not None:
                 self._queries.move_to_end(normalized_query)
                 return cached
-        vector = self.encode([normalized_query])[0]
-        with self._lock:
+        encoded = self.encode_by([normalized_query], until)
+        if encoded is None:
+            return None
+        vector = encoded[0]
+        with self._cache_lock:
             self._queries[normalized_query] = vector
             while len(self._queries) > self.settings.query_cache_size:
                 self._queries.popitem(last=False)
         return vector
+
+
+class TakingTurns:
+    """A scorer that holds `lock` while it scores: the server's cross-encoder, taking turns with the encoder."""
+
+    def __init__(self, scorer: Scorer, lock: threading.Lock) -> None:
+        self.scorer = scorer
+        self.fingerprint = scorer.fingerprint
+        self._lock = lock
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        with self._lock:
+            return self.scorer.score(pairs)
 
 
 def similarities(query: np.ndarray, items: np.ndarray) -> np.ndarray:

@@ -85,6 +85,9 @@ _PAD, _CACHED, _LIVE, _PRIOR = 0, 1, 2, 3
 _SOURCE_OF_CODE = {_CACHED: Source.CACHED, _LIVE: Source.LIVE, _PRIOR: Source.PRIOR}
 # Item status codes (by severity) with their messages.
 _OK, _UNKNOWN, _EMPTY, _DEGRADED = range(4)
+_NO_SIMILARITY = "similarity not computed within the request deadline: scored by its entities alone"
+# Inline item texts encoded per step of the similarity term, the deadline checked between steps.
+_ENCODE_CHUNK = 8
 _STATUSES = (
     (ItemStatus.OK, ""),
     (ItemStatus.UNKNOWN_ITEM, ""),  # message depends on whether a snapshot is served
@@ -164,6 +167,14 @@ class ScoreResult:
 
 
 @dataclass
+class _Similarity:
+    """Per item: cosine with the query, and whether it could not be computed in time (inline items)."""
+
+    values: np.ndarray
+    unscored: np.ndarray
+
+
+@dataclass
 class _Resolved:
     """Items as a padded entity-id matrix; ids >= len(snapshot entities) are request-local."""
 
@@ -206,6 +217,8 @@ class RelevanceEngine:
         # spaCy pipelines are not safe to share between threads.
         self._extract_lock = threading.Lock()
         self._inline_slots = threading.BoundedSemaphore(settings.server.max_inline_requests)
+        self._inline_in_flight = 0
+        self._inline_count_lock = threading.Lock()
 
     # -- request validation ------------------------------------------------
 
@@ -247,16 +260,30 @@ class RelevanceEngine:
         if not self._inline_slots.acquire(blocking=False):
             limit = self.settings.server.max_inline_requests
             raise Overloaded(f"{limit} requests with inline items are in flight (server.max_inline_requests); retry")
+        with self._inline_count_lock:
+            self._inline_in_flight += 1
+            # Encoding inline texts for the similarity term is the costliest step left: only a
+            # request alone with its inline items does it; under an inline flood they are scored
+            # by their entities alone (DEGRADED, said in the message), which keeps deadlines.
+            encode_inline = self._inline_in_flight == 1
         try:
-            # Their extraction and live scoring keep the server busiest: keep a
-            # tenth of their time back, so a scheduling stall cannot push the answer late.
+            # Their extraction, live scoring and encoding keep the server busiest: keep a
+            # fifth of their time back, so a scheduling stall cannot push the answer late.
             now = time.monotonic()
-            return self._score(normalized, items, explain, now + 0.9 * (deadline - now), started)
+            return self._score(normalized, items, explain, now + 0.8 * (deadline - now), started, encode_inline)
         finally:
+            with self._inline_count_lock:
+                self._inline_in_flight -= 1
             self._inline_slots.release()
 
     def _score(
-        self, normalized: str, items: Sequence[ItemRequest], explain: bool, deadline: float, started: float
+        self,
+        normalized: str,
+        items: Sequence[ItemRequest],
+        explain: bool,
+        deadline: float,
+        started: float,
+        encode_inline: bool = True,
     ) -> ScoreResult:
         snap = self._snapshot.current()
         resolved = self._resolve(snap, items, explain, deadline)
@@ -275,7 +302,10 @@ class RelevanceEngine:
         notes = self._fill_misses(normalized, snap, resolved, scores, sources, deadline, result)
         lived = time.perf_counter()
         aggregate = self.aggregator(scores, resolved.counts, self._type_weights(snap, resolved), explain=explain)
-        similarity = self._similarity(snap, normalized, items, resolved, result)
+        # Inline items' similarity starts no chunk in the last half of the time left: that is for the answer.
+        now = time.monotonic()
+        stop_encoding = deadline - 0.5 * max(0.0, deadline - now)
+        similarity = self._similarity(snap, normalized, items, resolved, result, stop_encoding, encode_inline)
         aggregated = time.perf_counter()
         result.items = self._results(snap, resolved, scores, sources, aggregate, similarity, result, notes, items, explain)
         done = time.perf_counter()
@@ -328,13 +358,17 @@ class RelevanceEngine:
         items: Sequence[ItemRequest],
         resolved: _Resolved,
         result: ScoreResult,
-    ) -> np.ndarray:
+        deadline: float,
+        encode_inline: bool,
+    ) -> _Similarity:
         """Cosine of the query with each item's text (0 for unknown items); sets the response's weight.
 
         The term applies only with a snapshot that holds item vectors, so
-        every item of a response is scored alike; inline items are encoded live.
+        every item of a response is scored alike; inline items are encoded
+        live, a chunk at a time while the deadline allows: those left are
+        scored by their entities alone (and say so).
         """
-        sims = np.zeros(len(items), dtype=np.float32)
+        sims = _Similarity(np.zeros(len(items), dtype=np.float32), np.zeros(len(items), dtype=bool))
         if self._encoder is None or snap is None:
             return sims
         known = np.flatnonzero(resolved.known)
@@ -344,13 +378,28 @@ class RelevanceEngine:
         query = snap.query_vector(normalized)
         result.query_vector_cached = query is not None
         if query is None:
-            query = self._encoder.encode_query(normalized)
+            query = self._encoder.encode_query(normalized, deadline)
+        if query is None:  # the encoder stayed busy: every item by its entities alone, flagged
+            sims.unscored[:] = resolved.known | resolved.inline
+            return sims
         if known.size:
-            sims[known] = similarities(query, vectors)
-        inline = [i for i, r in enumerate(items) if r.inline is not None]
-        if inline:
-            texts = [item_text(r.inline) for r in items if r.inline is not None]
-            sims[inline] = similarities(query, self._encoder.encode(texts))
+            sims.values[known] = similarities(query, vectors)
+        inline = [(i, item_text(r.inline)) for i, r in enumerate(items) if r.inline is not None]
+        if not encode_inline:
+            sims.unscored[[i for i, _ in inline]] = True
+            inline = []
+        last_chunk_s = 0.0  # a chunk starts only if one as long as the last still ends in time
+        for start in range(0, len(inline), _ENCODE_CHUNK):
+            chunk = inline[start : start + _ENCODE_CHUNK]
+            began = time.monotonic()
+            encoded = None
+            if began + last_chunk_s < deadline:
+                encoded = self._encoder.encode_by([text for _, text in chunk], deadline - last_chunk_s)
+            if encoded is None:
+                sims.unscored[[i for i, _ in inline[start:]]] = True
+                break
+            sims.values[[i for i, _ in chunk]] = similarities(query, encoded)
+            last_chunk_s = time.monotonic() - began
         result.similarity_weight = self.settings.similarity.weight
         return sims
 
@@ -501,7 +550,7 @@ class RelevanceEngine:
         scores: np.ndarray,
         sources: np.ndarray,
         aggregate: Aggregate,
-        similarity: np.ndarray,
+        similarity: _Similarity,
         result: ScoreResult,
         notes: dict[int, str],
         items: Sequence[ItemRequest],
@@ -509,11 +558,15 @@ class RelevanceEngine:
     ) -> list[ItemResult]:
         code_array = self._statuses(resolved, sources, aggregate)
         weight = result.similarity_weight
-        blended = (1.0 - weight) * aggregate.scores + weight * similarity
+        blended = (1.0 - weight) * aggregate.scores + weight * similarity.values
+        blended = np.where(similarity.unscored, aggregate.scores, blended)
         # Not judged: below any real match, so a client sorting by score never prefers it.
         unjudged = np.isin(code_array, (_UNKNOWN, _EMPTY))
+        had_prior = (sources == _PRIOR).any(axis=1).tolist()
+        code_array[similarity.unscored & (code_array == _OK)] = _DEGRADED
         item_scores = np.where(unjudged, self.settings.logic.unjudged_score, blended).tolist()
-        entity_scores, similarity_list = aggregate.scores.tolist(), similarity.tolist()
+        entity_scores, similarity_list = aggregate.scores.tolist(), similarity.values.tolist()
+        unscored = similarity.unscored.tolist()
         codes = code_array.tolist()
         coverage, compatibility = aggregate.coverage.tolist(), aggregate.compatibility.tolist()
         unknown_message = "item id not in the serving snapshot" if snap is not None else "no snapshot is being served"
@@ -530,6 +583,8 @@ class RelevanceEngine:
         out = []
         for i, request in enumerate(items):
             status, message = _STATUSES[codes[i]]
+            if unscored[i] and codes[i] == _DEGRADED:
+                message = f"{message}; {_NO_SIMILARITY}" if had_prior[i] else _NO_SIMILARITY
             entities = None
             if explain:
                 entities = [

@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from entrel.cache import SnapshotReader, SnapshotStore
 from entrel.cache.misslog import MissLogWriter
 from entrel.config import Settings
-from entrel.scoring import CrossEncoderScorer, Scorer, TextEncoder
+from entrel.scoring import CrossEncoderScorer, Scorer, TakingTurns, TextEncoder
 from entrel.service import metrics
 from entrel.service.access import AccessPolicy, Tokens
 from entrel.service.admin import ADMIN_SERVICE_NAME, AdminServicer
@@ -60,7 +60,11 @@ class RelevanceServer:
         interceptor = BearerTokenInterceptor(AccessPolicy(Tokens.from_settings(settings.auth)), cfg.bad_request_log_interval_s)
         credentials = server_credentials(settings.tls)
         self.scorer = scorer if scorer is not None else CrossEncoderScorer(settings.model)
-        self.batcher = MicroBatcher(self.scorer, _MAX_BATCH_PAIRS, cfg.batch_wait_ms / 1000, cfg.queue_capacity_pairs)
+        # The cross-encoder and the similarity encoder take turns on the CPU (see TextEncoder).
+        compute_lock = threading.Lock()
+        self.batcher = MicroBatcher(
+            TakingTurns(self.scorer, compute_lock), _MAX_BATCH_PAIRS, cfg.batch_wait_ms / 1000, cfg.queue_capacity_pairs
+        )
         self.miss_log = (
             MissLogWriter(
                 settings.miss_log_dir,
@@ -81,7 +85,9 @@ class RelevanceServer:
             on_change=self._snapshot_changed,
         )
         self.encoder = (
-            TextEncoder(settings.similarity, getattr(self.scorer, "device", "cpu")) if settings.similarity.weight > 0 else None
+            TextEncoder(settings.similarity, getattr(self.scorer, "device", "cpu"), compute_lock)
+            if settings.similarity.weight > 0
+            else None
         )
         self.engine = RelevanceEngine(settings, self.scorer.fingerprint, self.watcher, self.batcher, self.miss_log, self.encoder)
         self.stats = ServingStats()
