@@ -47,9 +47,11 @@ def test_score_and_explain_print_tables(server, capsys):
     assert main(["score", "red leather office chair", *chairs, address, "--explain"]) == 0
     out = capsys.readouterr().out
     assert "  1. " in out and "cached" in out and "snapshot " in out
-    assert main(["explain", "red leather office chair", chairs[0], address]) == 0
+    assert main(["explain", "red leather office chair", chairs[0], "NOPE", address]) == 0
     out = capsys.readouterr().out
     assert "product_type" in out and "lift" in out
+    # An unknown item is not dressed up as a blend of zeros.
+    assert "NOPE  score 0.000 = not judged (logic.unjudged_score)  [unknown item]" in out
 
 
 def test_unreachable_server_is_a_clear_error(capsys):

@@ -44,7 +44,10 @@ def _metadata_line(meta: pb.ResponseMetadata) -> str:
 
 
 def _score_formula(item: pb.ItemScore, weight: float) -> str:
-    """E.g. "0.15 × entities 0.412 + 0.85 × similarity 0.631", or the entity score alone when the weight is 0."""
+    """E.g. "0.15 × entities 0.412 + 0.85 × similarity 0.631", or the entity score alone when the weight is 0;
+    an item that could not be judged says so (its score is the configured `logic.unjudged_score`)."""
+    if item.status in (pb.ITEM_STATUS_UNKNOWN_ITEM, pb.ITEM_STATUS_NO_ENTITIES):
+        return "not judged (logic.unjudged_score)"
     entities = f"T(coverage {item.coverage:.3f}, compatibility {item.compatibility:.3f})"
     if not weight:
         return entities
