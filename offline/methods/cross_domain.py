@@ -6,7 +6,7 @@ seeds; ``entrel-esci-quick`` for a quick run) score the dataset's judged
 products through the product's own path, as ESCI's `entrel` row does: the
 catalog written as an entrel catalog, the nightly LMDB snapshot, ``entrel
 serve`` with the aggregation settings in the model's card and the
-similarity weight the ESCI run chose, every judged item scored over gRPC.
+similarity weight and encoder (fine-tuned per seed, or zero-shot) the ESCI run chose, every judged item scored over gRPC.
 One run per seed, so the row reports mean ± sd over seeds; the variant
 ``entity_aggregate`` is the first seed's entity score alone.
 """
@@ -42,12 +42,19 @@ def entrel_cross_domain(ctx: EvalContext) -> MethodResult:
     """The ESCI-trained entity models, served, on every judged pair of the dataset."""
     runs, reports = [], []
     models = esci_models(ctx.models_dir, ctx.quick)
-    weight = entity_model.saved_similarity_weight(ctx)
     first: entity_model.Explained | None = None
     for model_dir in models:
-        explained, serving_report = entity_model.served(ctx, model_dir, ctx.test_labels, weight)
+        weight, encoder = entity_model.saved_similarity(ctx, model_dir)
+        explained, serving_report = entity_model.served(ctx, model_dir, ctx.test_labels, (weight, encoder))
         runs.append(explained.item_scores)
-        reports.append({"model": str(model_dir), "fingerprint": model_fingerprint(str(model_dir)), **serving_report})
+        reports.append(
+            {
+                "model": str(model_dir),
+                "fingerprint": model_fingerprint(str(model_dir)),
+                "similarity_encoder": encoder,
+                **serving_report,
+            }
+        )
         first = first or explained
     assert first is not None
     info = {"trained_on": "esci-us", "similarity_weight": weight, "served": reports}

@@ -50,6 +50,7 @@ from entrel.config import LogicSettings, Settings
 from entrel.errors import EntrelError
 from entrel.offline import esci, nightly
 from entrel.offline.evaluate import EvalContext, MethodResult, Scores, method, quality
+from entrel.offline.methods import similarity_encoder
 from entrel.offline.methods.baselines import cosine_scores
 from entrel.offline.selection import kfold
 from entrel.offline.training.aggregation import EntityRows, fit_logic, item_scores, logic_overrides
@@ -57,7 +58,7 @@ from entrel.offline.training.examples import Label
 from entrel.offline.training.model_dir import record_metrics, reusable_info, save_model
 from entrel.offline.training.recipe import pretrain, train_entity_model
 from entrel.offline.training.trainer import trainable_cross_encoder
-from entrel.scoring import CrossEncoderScorer, resolve_model_path
+from entrel.scoring import MODEL_INFO_FILE, CrossEncoderScorer, resolve_model_path
 from entrel.service.client import RelevanceClient
 from entrel.service.process import serving
 from entrel.text import normalize
@@ -68,7 +69,8 @@ __all__ = [
     "Explained",
     "entrel_entity_model",
     "esci_model",
-    "saved_similarity_weight",
+    "saved_similarity",
+    "served_similarity",
     "served",
     "similarity_choice",
 ]
@@ -79,6 +81,9 @@ ESCI_MODEL_DIR = "entrel-esci"
 _PRETRAINED_DIR = "entrel-esci-pretrained"
 _SELECTION_FILE = "entrel-esci-selection.json"
 _SIMILARITY_FILE = "entrel-esci-similarity.json"
+# The similarity term's encoder candidates: as configured, or fine-tuned on the training labels.
+_ZERO_SHOT = "zero-shot"
+_FINE_TUNED = "fine-tuned"
 # Weights of the similarity term tried (1.0: the bi-encoder alone).
 _SIMILARITY_WEIGHTS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
 # Generated queries for pretraining (each gives ~17 query-entity pairs); quick runs use fewer.
@@ -252,14 +257,19 @@ def _selection(ctx: EvalContext) -> dict[str, Any]:
 
 
 def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
-    """K-fold choice of the similarity term's weight over the training queries (cached by configuration).
+    """K-fold choice of the similarity term's encoder and weight over the training queries (cached by configuration).
 
     Entity scores come from the label-free model (out of sample on every
-    training query), aggregated as the selection chose; a quick run keeps
-    the configured weight.
+    training query), aggregated as the selection chose. Two encoders: the
+    configured one zero-shot, and the same fine-tuned on the other folds'
+    labels (out-of-fold cosines, :mod:`entrel.offline.methods.similarity_encoder`).
+    For each, every fold's weight is the best on the other four folds and is
+    measured on the held fold; the encoder with the better held-out mean is
+    served, with the weight best on all training queries. A quick run keeps
+    the configured encoder and weight.
     """
     if ctx.quick:
-        return {"weight": ctx.settings.similarity.weight, "rule": "quick run: the configured weight"}
+        return {"weight": ctx.settings.similarity.weight, "encoder": _ZERO_SHOT, "rule": "quick run: the configured weight"}
     path = ctx.models_dir / _SIMILARITY_FILE
     selection = _selection(ctx)
     config = {
@@ -267,6 +277,7 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
         "serve_overrides": selection["serve_overrides"],
         "weights": list(_SIMILARITY_WEIGHTS),
         "encoder": ctx.settings.similarity.encoder,
+        "fine_tuning": repr(similarity_encoder.RECIPE),
     }
     if path.is_file() and not ctx.retrain:
         saved = json.loads(path.read_text(encoding="utf-8"))
@@ -275,16 +286,40 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
     labels = ctx.labels_of(ctx.split.train)
     rows = _entity_rows(ctx, _scorer(ctx, _pretrained(ctx)[0]), labels)
     entity = item_scores(rows, ctx.settings.replace(**selection["serve_overrides"]).logic)
-    cosine = cosine_scores(ctx, resolve_model_path(ctx.settings.similarity.encoder), item_text, list(entity))
+    cosines = {
+        _ZERO_SHOT: cosine_scores(ctx, resolve_model_path(ctx.settings.similarity.encoder), item_text, list(entity)),
+        _FINE_TUNED: similarity_encoder.out_of_fold_cosines(ctx, _FOLDS, _seed(ctx, 0)),
+    }
+    folds = kfold(ctx.split.train, _FOLDS, _seed(ctx, 0))
+    encoders = {name: _weight_by_kfold(ctx, entity, cosine, folds) for name, cosine in cosines.items()}
+    chosen = max(encoders, key=lambda name: encoders[name]["mean_held_ndcg@10"])
+    choice = {
+        "config": config,
+        "rule": f"{_FOLDS}-fold by query over the training queries: per encoder, each fold's weight is the best "
+        "mean nDCG@10 on the other folds, measured on the held fold; served: the encoder with the better held-out "
+        "mean, with the weight best on all training queries",
+        "encoder": chosen,
+        "weight": encoders[chosen]["weight"],
+        "encoders": encoders,
+    }
+    path.write_text(json.dumps(choice, indent=2) + "\n", encoding="utf-8")
+    log.info("similarity term chosen by k-fold", extra={k: v for k, v in choice.items() if k != "config"})
+    return choice
+
+
+def _weight_by_kfold(
+    ctx: EvalContext, entity: Scores, cosine: Scores, folds: Sequence[tuple[Sequence[str], Sequence[str]]]
+) -> dict[str, Any]:
+    """The blend weight chosen fold by fold (measured on the held fold) and on all training queries."""
 
     def value(weight: float, queries: Sequence[str]) -> float:
         blended = {k: (1 - weight) * entity[k] + weight * min(max(cosine[k], 0.0), 1.0) for k in entity}
         return quality(ctx.labels_of(queries), blended)["ndcg@10"]
 
-    folds = []
-    for fit_queries, held in kfold(ctx.split.train, _FOLDS, _seed(ctx, 0)):
+    per_fold = []
+    for fit_queries, held in folds:
         weight = max(_SIMILARITY_WEIGHTS, key=lambda w: value(w, fit_queries))
-        folds.append(
+        per_fold.append(
             {
                 "weight": weight,
                 "held_ndcg@10": round(value(weight, held), 4),
@@ -292,32 +327,45 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
                 "held_ndcg@10_entities_only": round(value(0.0, held), 4),
             }
         )
-    choice = {
-        "config": config,
-        "rule": f"{_FOLDS}-fold by query over the training queries: each fold's weight is the best mean nDCG@10 "
-        "on the other folds, measured on the held fold; served: the weight best on all training queries",
+    return {
         "weight": max(_SIMILARITY_WEIGHTS, key=lambda w: value(w, ctx.split.train)),
-        "folds": folds,
-        **{f"mean_{k}": round(float(np.mean([f[k] for f in folds])), 4) for k in folds[0] if k != "weight"},
+        "folds": per_fold,
+        **{f"mean_{k}": round(float(np.mean([f[k] for f in per_fold])), 4) for k in per_fold[0] if k != "weight"},
     }
-    path.write_text(json.dumps(choice, indent=2) + "\n", encoding="utf-8")
-    log.info("similarity weight chosen by k-fold", extra={k: v for k, v in choice.items() if k != "config"})
-    return choice
 
 
-def saved_similarity_weight(ctx: EvalContext) -> float:
-    """The weight the ESCI run chose (for serving its models elsewhere); the configured one in a quick run."""
+def served_similarity(ctx: EvalContext, run: int) -> tuple[float, str]:
+    """The similarity weight and encoder to serve seed run `run`'s model with (chosen, and the encoder
+    fine-tuned with the run's seed, when there are none saved)."""
+    choice = similarity_choice(ctx)
+    if choice["encoder"] != _FINE_TUNED:
+        return float(choice["weight"]), ctx.settings.similarity.encoder
+    return float(choice["weight"]), str(similarity_encoder.esci_encoder(ctx, _seed(ctx, run), _suffix(ctx, run)))
+
+
+def saved_similarity(ctx: EvalContext, model_dir: Path) -> tuple[float, str]:
+    """The similarity weight and encoder the ESCI run chose, for serving its model at `model_dir` elsewhere
+    (a fine-tuned encoder is the one trained with that model's seed); the configured ones in a quick run."""
     if ctx.quick:
-        return ctx.settings.similarity.weight
+        return ctx.settings.similarity.weight, ctx.settings.similarity.encoder
     path = ctx.models_dir / _SIMILARITY_FILE
     if not path.is_file():
-        raise EntrelError(f"no similarity weight chosen at {path}: run `entrel eval --methods entrel` on ESCI first")
-    return float(json.loads(path.read_text(encoding="utf-8"))["weight"])
+        raise EntrelError(f"no similarity term chosen at {path}: run `entrel eval --methods entrel` on ESCI first")
+    choice = json.loads(path.read_text(encoding="utf-8"))
+    if choice.get("encoder") != _FINE_TUNED:
+        return float(choice["weight"]), ctx.settings.similarity.encoder
+    encoder = ctx.models_dir / (similarity_encoder.ENCODER_DIR + model_dir.name.removeprefix(ESCI_MODEL_DIR))
+    if not (encoder / MODEL_INFO_FILE).is_file():
+        raise EntrelError(f"no fine-tuned encoder at {encoder}: run `entrel eval --methods entrel` on ESCI first")
+    return float(choice["weight"]), str(encoder)
+
+
+def _suffix(ctx: EvalContext, run: int) -> str:
+    return "-quick" if ctx.quick else "" if run == 0 else f"-seed-{_seed(ctx, run)}"
 
 
 def _model_dir(ctx: EvalContext, run: int) -> Path:
-    suffix = "-quick" if ctx.quick else "" if run == 0 else f"-seed-{_seed(ctx, run)}"
-    return ctx.models_dir / f"{ESCI_MODEL_DIR}{suffix}"
+    return ctx.models_dir / f"{ESCI_MODEL_DIR}{_suffix(ctx, run)}"
 
 
 def esci_model(ctx: EvalContext, run: int = 0) -> tuple[Path, dict[str, Any], bool]:
@@ -354,7 +402,7 @@ def served(
     ctx: EvalContext,
     model_dir: Path,
     labels: Sequence[Label],
-    similarity_weight: float,
+    similarity: tuple[float, str],
     logic: Mapping[str, str] | None = None,
 ) -> tuple[Explained, dict[str, Any]]:
     """Scores of the judged items through nightly snapshot + `entrel serve` + gRPC, with what the cache did.
@@ -373,7 +421,8 @@ def served(
         "nightly.use_miss_log": "false",
         "server.log_misses": "false",
         "server.default_deadline_ms": str(_DEADLINE_MS),
-        "similarity.weight": str(similarity_weight),
+        "similarity.weight": str(similarity[0]),
+        "similarity.encoder": similarity[1],
         **logic,
     }
     settings = ctx.settings.replace(**overrides)
@@ -461,7 +510,7 @@ def entrel_entity_model(ctx: EvalContext) -> MethodResult:
     similarity = similarity_choice(ctx)
     for run in range(1 if ctx.quick else _SEEDS):
         directory, info, reused = esci_model(ctx, run)
-        explained, report = served(ctx, directory, ctx.test_labels, similarity["weight"])
+        explained, report = served(ctx, directory, ctx.test_labels, served_similarity(ctx, run))
         record_metrics(
             directory,
             {"test_served": {k: round(v, 4) for k, v in quality(ctx.test_labels, explained.item_scores).items()}},
