@@ -16,14 +16,17 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from entrel.catalog import item_text, iter_items, read_catalog
 from entrel.config import Settings
 from entrel.offline import extract
 from entrel.offline.training.examples import read_labels
 from entrel.offline.training.model_dir import save_model
 from entrel.offline.training.recipe import pretrain, train_entity_model
+from entrel.offline.training.similarity_encoder import EncoderRecipe, GradedText, fine_tune_encoder
 from entrel.offline.training.trainer import FitReport
+from entrel.scoring import resolve_model_path
 
-__all__ = ["TrainReport", "run"]
+__all__ = ["TrainReport", "run", "run_encoder"]
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +66,30 @@ def run(settings: Settings, output: str | None = None, progress: bool = True) ->
     )
     log.info("model saved", extra={"model_dir": str(target), "fingerprint": fingerprint, "seconds": round(seconds, 1)})
     return TrainReport(str(target), fingerprint, pretraining, label_pairs, seconds)
+
+
+def run_encoder(settings: Settings, output: str | None = None, progress: bool = True) -> tuple[Path, str]:
+    """Fine-tune the similarity term's bi-encoder (``similarity.encoder``) on the configured catalog's graded
+    labels; save to `output` (default: ``<data_dir>/models/similarity-encoder``). Returns the folder and
+    fingerprint; serve it with ``similarity.encoder=<folder>`` (nightly and server alike)."""
+    target = Path(output or Path(settings.data_dir) / "models" / "similarity-encoder")
+    texts = {item.item_id: item_text(item) for item in iter_items(read_catalog(settings.catalog))}
+    labels = [label for label in read_labels(settings.train.labels) if label.item_id in texts]
+    examples = [GradedText(label.query, texts[label.item_id], label.grade) for label in labels]
+    recipe = EncoderRecipe(max_length=settings.similarity.max_length)
+    base = settings.similarity.encoder
+    encoder, report = fine_tune_encoder(str(resolve_model_path(base)), examples, recipe, settings.train.seed, progress)
+    fingerprint = save_model(
+        encoder,
+        target,
+        {
+            "description": "Bi-encoder of entrel's similarity term, fine-tuned on graded (query, item) labels "
+            "(CoSENT within each query). Serve it with similarity.encoder=<this folder>.",
+            "base_model": base,
+            "training_seconds": report["seconds"],
+            "data": {"catalog": settings.catalog.path, "labels": settings.train.labels, **report},
+            "stages": {"recipe": asdict(recipe)},
+        },
+    )
+    log.info("encoder saved", extra={"model_dir": str(target), "fingerprint": fingerprint})
+    return target, fingerprint

@@ -145,16 +145,24 @@ def cmd_snapshots(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    if args.encoder and not args.esci:
+        from entrel.offline import train
+
+        directory, fingerprint = train.run_encoder(settings, output=args.output, progress=not args.no_progress)
+        print(f"encoder {directory} fingerprint {fingerprint}; serve it with: --set similarity.encoder={directory}")
+        return 0
     if args.esci:
         from entrel.offline import evaluate
-        from entrel.offline.methods.entity_model import esci_model
+        from entrel.offline.methods.entity_model import esci_model, served_similarity
 
         ctx = evaluate.context(settings, args.data, quick=False, retrain=args.retrain, progress=not args.no_progress)
         directory, info, reused = esci_model(ctx)
         overrides = " ".join(f"--set {k}={v}" for k, v in info["serve_overrides"].items())
+        weight, encoder = served_similarity(ctx, 0)
         print(
             f"model {directory} fingerprint {info['fingerprint']} {'reused' if reused else 'trained'} "
-            f"(recipe {info['recipe']['chosen']}); serve it with: {overrides}"
+            f"(recipe {info['recipe']['chosen']}); serve it with: {overrides} "
+            f"--set similarity.weight={weight} --set similarity.encoder={encoder}"
         )
         return 0
     from entrel.offline import train
@@ -276,6 +284,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", help="with --esci: the ESCI folder (default: $ENTREL_ESCI_DIR, else ../shared/data/esci-us)")
     p.add_argument("--retrain", action="store_true", help="with --esci: retrain even when a matching model is saved")
+    p.add_argument(
+        "--encoder",
+        action="store_true",
+        help="fine-tune the similarity term's bi-encoder (similarity.encoder) on the labels instead; "
+        "--output default <data_dir>/models/similarity-encoder",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p = add("eval", cmd_eval, "evaluate the ranking methods on held-out queries (ESCI, or --dataset); print tables, write JSON")
     p.add_argument(
