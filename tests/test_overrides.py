@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from fakes import FixedSnapshot, MemorySnapshot, ScriptedScorer
 
@@ -16,6 +17,7 @@ from entrel.catalog import CatalogItem, Entity
 from entrel.config import load_settings
 from entrel.overrides import (
     InvalidOverride,
+    OverrideDrift,
     OverrideKey,
     OverrideStore,
     OverrideTable,
@@ -205,3 +207,35 @@ def test_every_change_is_audited(store):
     assert {r["principal"] for r in lines} == {"admin"} and all(r["time"].endswith("+00:00") for r in lines)
     assert lines[0]["after"]["key"] == {"query": QUERY, "type": "color", "text": "red"}
     assert store.version() == 3 and store.entries() == (3, [])
+
+
+def test_the_nightly_drift_report_compares_each_override_with_fresh_scores():
+    table = [CHAIR, RED, BLUE, ACME]
+    overrides = [
+        make_override(override_key(QUERY, "color", "red", 512), 0.0, "specific", "admin"),
+        make_override(override_key("*", "brand", "acme", 512), 1.0, "every query", "admin"),
+        make_override(override_key(QUERY, "color", "", 512), None, "colors ignored", "admin"),
+        make_override(override_key(QUERY, "brand", "zorblax", 512), 0.2, "no such entity tonight", "admin"),
+    ]
+    drift = OverrideDrift(overrides, table)
+    rows = [
+        (QUERY, np.array([0, 1, 2, 3]), np.array([0.9, 0.8, 0.1, 0.4], dtype=np.float32)),
+        ("office chair", np.array([1, 3]), np.array([0.5, 0.7], dtype=np.float32)),
+    ]
+    assert [q for q, _, _ in drift.tap(rows)] == [QUERY, "office chair"]
+    by_reason = {r["reason"]: r for r in drift.report()}
+    specific = by_reason["specific"]
+    assert (specific["pairs_scored_tonight"], specific["model_score_mean"], specific["abs_difference_max"]) == (
+        1,
+        pytest.approx(0.8),
+        pytest.approx(0.8),
+    )
+    star = by_reason["every query"]
+    assert star["pairs_scored_tonight"] == 2 and star["abs_difference_mean"] == pytest.approx((0.6 + 0.3) / 2)
+    ignored = by_reason["colors ignored"]  # red 0.8 and blue 0.1 against neutral
+    assert (ignored["score"], ignored["pairs_scored_tonight"], ignored["abs_difference_max"]) == (
+        "ignored (neutral)",
+        2,
+        pytest.approx(0.4),
+    )
+    assert by_reason["no such entity tonight"]["model_score_mean"] is None

@@ -7,6 +7,7 @@ restarts and rollbacks, and every replica sharing the store picks up a
 change within `overrides.poll_interval_s`.
 """
 
+from entrel.overrides.drift import OverrideDrift
 from entrel.overrides.model import (
     ANY_QUERY,
     InvalidOverride,
@@ -25,6 +26,7 @@ __all__ = [
     "ANY_QUERY",
     "InvalidOverride",
     "Override",
+    "OverrideDrift",
     "OverrideKey",
     "OverrideLayer",
     "OverrideNotFound",
