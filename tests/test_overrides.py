@@ -125,6 +125,7 @@ def test_overrides_replace_cached_and_live_scores_and_are_explained(make_engine,
 def test_query_specific_beats_star_and_an_entity_beats_its_ignored_type(make_engine, store):
     put(store, "*", "color", "red", 0.2, "star red")
     put(store, "*", "brand", "", None, "brands never matter")
+    put(store, "*", "color", "blue", 0.8, "star blue")
     put(store, QUERY, "color", "", None, "colors do not matter here")
     put(store, QUERY, "color", "red", 0.9, "but red does")
     put(store, QUERY, "brand", "acme", 0.0, "no acme for this query")
@@ -132,13 +133,13 @@ def test_query_specific_beats_star_and_an_entity_beats_its_ignored_type(make_eng
     items = [ItemRequest("red-chair"), ItemRequest("blue-chair"), ItemRequest("acme-chair")]
     specific = engine.score(QUERY, items, explain=True)
     assert entities(specific, 0)[RED] == (0.9, Source.OVERRIDE, "but red does")
-    # Blue contradicted the query in the snapshot; its type is ignored: neutral, the item fits again.
+    # Blue contradicted the query in the snapshot; its type is ignored here, which beats `*`'s blue: neutral, it fits again.
     assert entities(specific, 1)[BLUE] == (0.5, Source.OVERRIDE, "colors do not matter here")
     assert specific.items[1].score == pytest.approx(1.0)
     assert entities(specific, 2)[ACME] == (0.0, Source.OVERRIDE, "no acme for this query")
     other = engine.score("Office Chair", items, explain=True)
     assert entities(other, 0)[RED] == (0.2, Source.OVERRIDE, "star red")
-    assert entities(other, 1)[BLUE] == (0.5, Source.CACHED, "")
+    assert entities(other, 1)[BLUE] == (0.8, Source.OVERRIDE, "star blue")
     assert entities(other, 2)[ACME] == (0.5, Source.OVERRIDE, "brands never matter")
     assert scorer.pairs == []
 

@@ -3,9 +3,10 @@
 A request costs one dict lookup when no override concerns its query. The
 store's version counter is read at most every `poll_interval_s` (on the
 request path, by whichever request comes first; never blocking others),
-and the table is rebuilt only when it moved. Each layer maps its
-entities to a snapshot's entity ids once per snapshot, so a layer of
-10,000 entities costs a sorted-array search per request, not 10,000 lookups.
+and the table is rebuilt only when it moved. A query's overrides (its own
+and `*`'s) are mapped to a snapshot's entity ids once per snapshot, on
+first use, so even thousands of them cost one sorted-array search per
+request, not a lookup each.
 """
 
 from __future__ import annotations
@@ -35,6 +36,16 @@ class _Resolved:
     overrides: tuple[Override, ...]
 
 
+def _resolved(snapshot_id: str, found: Iterable[tuple[int, Override]]) -> _Resolved:
+    ordered = sorted(found, key=lambda pair: pair[0])
+    return _Resolved(
+        snapshot_id,
+        np.array([i for i, _ in ordered], dtype=np.int64),
+        np.array([o.score for _, o in ordered], dtype=np.float32),
+        tuple(o for _, o in ordered),
+    )
+
+
 class OverrideLayer:
     """The overrides of one query (or of `*`): scores by entity, and ignored types."""
 
@@ -43,27 +54,57 @@ class OverrideLayer:
         self.types = types
         self._resolved: _Resolved | None = None
 
-    def resolve(self, snap: SnapshotView | None) -> tuple[np.ndarray, np.ndarray, tuple[Override, ...]]:
-        """(snapshot entity ids ascending, scores, overrides) of this layer's entities that `snap` holds."""
+    def resolve(self, snap: SnapshotView | None) -> _Resolved:
+        """This layer's entities that `snap` holds, by snapshot entity id (built once per snapshot)."""
         snapshot_id = snap.snapshot_id if snap is not None else ""
         resolved = self._resolved
         if resolved is None or resolved.snapshot_id != snapshot_id:
-            found = sorted((i, o) for e, o in self.entities.items() if snap is not None and (i := snap.entity_id(e)) is not None)
-            resolved = _Resolved(
-                snapshot_id,
-                np.array([i for i, _ in found], dtype=np.int64),
-                np.array([o.score for _, o in found], dtype=np.float32),
-                tuple(o for _, o in found),
-            )
-            self._resolved = resolved  # racing requests build the same thing: no lock needed
-        return resolved.ids, resolved.scores, resolved.overrides
+            found = [(i, o) for e, o in self.entities.items() if snap is not None and (i := snap.entity_id(e)) is not None]
+            resolved = self._resolved = _resolved(snapshot_id, found)  # racing requests build the same: no lock needed
+        return resolved
 
 
-@dataclass(frozen=True)
 class QueryOverrides:
-    """What applies to one query, lowest precedence first: the `*` layer, then the query's own."""
+    """What applies to one query: the `*` layer and the query's own, merged so a request applies them in one pass.
 
-    layers: tuple[OverrideLayer, ...]
+    Precedence: the query's own entity, its own ignored type, `*`'s entity,
+    `*`'s ignored type. So ignored types apply first and entity scores after
+    them, and a `*` entity of a type the query ignores is left out.
+    """
+
+    def __init__(self, star: OverrideLayer | None, own: OverrideLayer | None) -> None:
+        self._star, self._own = star, own
+        self.types = {**(star.types if star else {}), **(own.types if own else {})}
+        self._resolved: _Resolved | None = None
+
+    def entity(self, entity: Entity) -> Override | None:
+        """The score override that applies to `entity`, if any (for entities the snapshot lacks)."""
+        if self._own is not None and entity in self._own.entities:
+            return self._own.entities[entity]
+        if self._star is not None and (self._own is None or entity.type not in self._own.types):
+            return self._star.entities.get(entity)
+        return None
+
+    def resolve(self, snap: SnapshotView | None) -> tuple[np.ndarray, np.ndarray, tuple[Override, ...]]:
+        """(snapshot entity ids ascending, scores, overrides) of every entity score override that applies."""
+        if self._star is None or self._own is None:
+            layer = self._star or self._own
+            assert layer is not None, "built with at least one layer"
+            resolved = layer.resolve(snap)
+        else:
+            snapshot_id = snap.snapshot_id if snap is not None else ""
+            merged = self._resolved
+            if merged is None or merged.snapshot_id != snapshot_id:
+                star, own = self._star.resolve(snap), self._own.resolve(snap)
+                taken = set(own.ids.tolist())
+                kept = [
+                    (i, o)
+                    for i, o in zip(star.ids.tolist(), star.overrides, strict=True)
+                    if i not in taken and o.key.type not in self._own.types
+                ]
+                merged = self._resolved = _resolved(snapshot_id, [*kept, *zip(own.ids.tolist(), own.overrides, strict=True)])
+            resolved = merged
+        return resolved.ids, resolved.scores, resolved.overrides
 
 
 class Overrides:
@@ -81,8 +122,8 @@ class Overrides:
                 entities[o.key.entity] = o
         layers = {query: OverrideLayer(*maps) for query, maps in grouped.items()}
         star = layers.pop(ANY_QUERY, None)
-        self._every: QueryOverrides | None = QueryOverrides((star,)) if star else None
-        self._by_query = {q: QueryOverrides((star, layer) if star else (layer,)) for q, layer in layers.items()}
+        self._every: QueryOverrides | None = QueryOverrides(star, None) if star else None
+        self._by_query = {q: QueryOverrides(star, layer) for q, layer in layers.items()}
 
     def for_query(self, normalized_query: str) -> QueryOverrides | None:
         """The layers that apply to the query, or None when no override does (the common, free case)."""

@@ -367,7 +367,9 @@ class RelevanceEngine:
                 rows[normalized] = snap.row(normalized) if snap is not None else None
             scores, sources, hits = self._lookup(rows[normalized], resolved.ids)
             chosen = overrides.for_query(normalized) if overrides is not None else None
-            reasons = self._apply_overrides(chosen, snap, resolved, scores, sources) if chosen is not None else {}
+            reasons = {}
+            if chosen is not None:
+                reasons = self._apply_overrides(chosen, snap, resolved, scores, sources, group.explain)
             result = ScoreResult(
                 items=[],
                 snapshot_id=snap.snapshot_id if snap else "",
@@ -409,40 +411,38 @@ class RelevanceEngine:
         resolved: _Resolved,
         scores: np.ndarray,
         sources: np.ndarray,
+        explain: bool,
     ) -> dict[int, str]:
-        """Replace the scores operators overrode (an ignored type counts as neutral); their reasons by entity id.
+        """Replace the scores operators overrode (an ignored type counts as neutral); with `explain`, their reasons by entity id.
 
-        Layers apply lowest precedence first, and within a layer an entity's
-        score after its type's ignore, so: the query's own entity, its own
-        type, `*`'s entity, `*`'s type.
+        Ignored types first, then entity scores (see QueryOverrides for the precedence).
         """
         ids = resolved.ids
         valid = ids >= 0
-        first_local = snap.entity_count if snap is not None else 0
         reasons: dict[int, str] = {}
-        for layer in chosen.layers:
-            if layer.types:
-                slot_types = self._slot_types(snap, resolved)
-                for type_, override in layer.types.items():
-                    hit = valid & (slot_types == _TYPE_CODE[type_])
-                    scores[hit] = NEUTRAL
-                    sources[hit] = _OVERRIDE
+        if chosen.types:
+            slot_types = self._slot_types(snap, resolved)
+            for type_, override in chosen.types.items():
+                hit = valid & (slot_types == _TYPE_CODE[type_])
+                scores[hit] = NEUTRAL
+                sources[hit] = _OVERRIDE
+                if explain:
                     reasons.update(dict.fromkeys(np.unique(ids[hit]).tolist(), override.reason))
-            known, values, found = layer.resolve(snap)
-            # Entities of inline items the snapshot lacks have ids past the snapshot's, so appending keeps the order.
-            local = [(first_local + k, layer.entities[e]) for k, e in enumerate(resolved.local_entities) if e in layer.entities]
-            if local:
-                known = np.concatenate([known, np.array([i for i, _ in local], dtype=np.int64)])
-                values = np.concatenate([values, np.array([o.score for _, o in local], dtype=np.float32)])
-                found = (*found, *(o for _, o in local))
-            if not known.size:
-                continue
+        known, values, found = chosen.resolve(snap)
+        # Entities of inline items the snapshot lacks have ids past the snapshot's, so appending keeps the order.
+        first_local = snap.entity_count if snap is not None else 0
+        local = [(first_local + k, o) for k, e in enumerate(resolved.local_entities) if (o := chosen.entity(e)) is not None]
+        if local:
+            known = np.concatenate([known, np.array([i for i, _ in local], dtype=np.int64)])
+            values = np.concatenate([values, np.array([o.score for _, o in local], dtype=np.float32)])
+            found = (*found, *(o for _, o in local))
+        if known.size:
             pos = np.minimum(np.searchsorted(known, ids), known.size - 1)
             hit = valid & (known[pos] == ids)
             scores[hit] = values[pos[hit]]
             sources[hit] = _OVERRIDE
-            for k in np.unique(pos[hit]).tolist():
-                reasons[int(known[k])] = found[k].reason
+            if explain:
+                reasons.update((int(known[k]), found[k].reason) for k in np.unique(pos[hit]).tolist())
         return reasons
 
     def prepare(self, snap: SnapshotView | None) -> None:
