@@ -240,3 +240,11 @@ def test_the_nightly_drift_report_compares_each_override_with_fresh_scores():
         pytest.approx(0.4),
     )
     assert by_reason["no such entity tonight"]["model_score_mean"] is None
+
+
+def test_put_all_stores_many_in_one_transaction_each_audited(store):
+    overrides = [make_override(override_key(f"query {k}", "color", "red", 512), k / 10, "bulk", "admin") for k in range(5)]
+    assert store.put_all(overrides) == 5
+    version, entries = store.entries()
+    assert version == 5 and sorted(o.score for o in entries) == [0.0, 0.1, 0.2, 0.3, 0.4]
+    assert len(store.audit()) == 5

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
 
 import lmdb
@@ -71,10 +72,22 @@ class OverrideStore:
     def put(self, override: Override) -> Override | None:
         """Store `override` (replacing one with the same key); returns what it replaced."""
         with self._env.begin(write=True) as txn:
-            raw = txn.get(override.key.to_bytes(), db=self._overrides)
-            before = None if raw is None else Override.from_json(raw.decode("utf-8"))
-            txn.put(override.key.to_bytes(), override.to_json().encode("utf-8"), db=self._overrides)
-            self._changed(txn, override.principal, before, override, override.reason)
+            return self._put(txn, override)
+
+    def put_all(self, overrides: Iterable[Override]) -> int:
+        """Store many overrides in one transaction (one disk sync: an import, a benchmark); returns how many."""
+        count = 0
+        with self._env.begin(write=True) as txn:
+            for override in overrides:
+                self._put(txn, override)
+                count += 1
+        return count
+
+    def _put(self, txn: lmdb.Transaction, override: Override) -> Override | None:
+        raw = txn.get(override.key.to_bytes(), db=self._overrides)
+        before = None if raw is None else Override.from_json(raw.decode("utf-8"))
+        txn.put(override.key.to_bytes(), override.to_json().encode("utf-8"), db=self._overrides)
+        self._changed(txn, override.principal, before, override, override.reason)
         return before
 
     def delete(self, key: OverrideKey, principal: str, reason: str) -> Override | None:
