@@ -24,8 +24,10 @@ from entrel.overrides import (
     make_override,
     override_key,
 )
+from entrel.render import render_explanation, render_ranking
 from entrel.service.batcher import MicroBatcher
 from entrel.service.engine import ItemRequest, ItemStatus, RelevanceEngine, Source
+from entrel.v1 import relevance_pb2 as pb
 
 QUERY = "red office chair"
 CHAIR = Entity.of("product_type", "office chair")
@@ -248,3 +250,13 @@ def test_put_all_stores_many_in_one_transaction_each_audited(store):
     version, entries = store.entries()
     assert version == 5 and sorted(o.score for o in entries) == [0.0, 0.1, 0.2, 0.3, 0.4]
     assert len(store.audit()) == 5
+
+
+def test_the_cli_explanation_shows_an_override_and_its_reason():
+    response = pb.ScoreItemsResponse()
+    item = response.items.add(item_id="D1", score=0.2, status=pb.ITEM_STATUS_OK, title="Red chair")
+    item.entities.add(type="color", text="red", source=pb.SCORE_SOURCE_OVERRIDE, override_reason="recalled")
+    assert "color         red                           0.000  ?             0.00  override +0.000  (override: recalled)" in (
+        render_explanation("red chair", response)
+    )
+    assert "[override]" in render_ranking("red chair", response)
