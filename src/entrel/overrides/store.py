@@ -85,7 +85,7 @@ class OverrideStore:
 
     def _put(self, txn: lmdb.Transaction, override: Override) -> Override | None:
         raw = txn.get(override.key.to_bytes(), db=self._overrides)
-        before = None if raw is None else Override.from_json(raw.decode("utf-8"))
+        before = None if raw is None else Override.from_json(bytes(raw).decode("utf-8"))
         txn.put(override.key.to_bytes(), override.to_json().encode("utf-8"), db=self._overrides)
         self._changed(txn, override.principal, before, override, override.reason)
         return before
