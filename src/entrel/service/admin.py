@@ -157,7 +157,8 @@ class AdminServicer(pb_grpc.AdminServicer):
             if request.query:
                 wanted = {ANY_QUERY, override_query(request.query, self._max_query_chars)}
                 entries = [o for o in entries if o.key.query in wanted]
-            return pb.OverrideList(overrides=[_message(o) for o in sorted(entries, key=lambda o: o.key)], version=version)
+            # In the store's key order: by query, then type, then text.
+            return pb.OverrideList(overrides=[_message(o) for o in entries], version=version)
 
         return self._call("ListOverrides", context, list_overrides)
 
