@@ -64,11 +64,6 @@ class OverrideStore:
             found = [Override.from_json(v.decode("utf-8")) for v in txn.cursor(db=self._overrides).iternext(keys=False)]
         return (int.from_bytes(raw, "big") if raw else 0), found
 
-    def get(self, key: OverrideKey) -> Override | None:
-        with self._env.begin(db=self._overrides) as txn:
-            raw = txn.get(key.to_bytes())
-        return None if raw is None else Override.from_json(raw.decode("utf-8"))
-
     def put(self, override: Override) -> Override | None:
         """Store `override` (replacing one with the same key); returns what it replaced."""
         with self._env.begin(write=True) as txn:

@@ -115,9 +115,8 @@ class Overrides:
 
     def __init__(self, version: int, entries: Iterable[Override]) -> None:
         self.version = version
-        self.entries = list(entries)
         grouped: dict[str, tuple[dict[Entity, Override], dict[EntityType, Override]]] = {}
-        for o in self.entries:
+        for o in entries:
             entities, types = grouped.setdefault(o.key.query, ({}, {}))
             if o.key.ignores_type:
                 types[o.key.type] = o
@@ -131,9 +130,6 @@ class Overrides:
     def for_query(self, normalized_query: str) -> QueryOverrides | None:
         """The layers that apply to the query, or None when no override does (the common, free case)."""
         return self._by_query.get(normalized_query, self._every)
-
-    def __len__(self) -> int:
-        return len(self.entries)
 
 
 class OverrideTable:
