@@ -162,6 +162,22 @@ def render(results: dict[str, Any]) -> str:
     if "precompute" in results:
         parts.append(f"\noffline precompute, {results['precompute']['pairs']} (query, entity) pairs of the nightly\n")
         parts.append(_table(_PRECOMPUTE_HEADER, [_precompute_row(r) for r in results["precompute"]["rows"]]))
+    if "batch" in results:
+        b = results["batch"]
+        parts.append(
+            f"\nScoreBatch of {b['groups']} cached groups vs {b['groups']} ScoreItems calls ({b['rounds']} rounds, "
+            f"hit rate {_pct(b['hit_rate'])}, same scores: {b['same_scores_as_separate_calls']}): "
+            f"median {_ms(b['score_batch_ms']['p50'])} vs {_ms(b['separate_score_items_ms']['p50'])} ms, "
+            f"throughput x{b['throughput_batch_over_separate']}"
+        )
+    if "overrides" in results:
+        o = results["overrides"]
+        parts.append(
+            f"\ncached engine latency with {o['overrides']:,} overrides vs none ({o['requests']} requests x "
+            f"{o['rounds']} rounds, {o['entities_overridden_per_round']} entity slots overridden per round): "
+            f"median {o['with_overrides_ms']['p50']:.2f} vs {o['no_overrides_ms']['p50']:.2f} ms, "
+            f"ratio {o['median_ratio_with_over_none']}"
+        )
     if "traffic" in results:
         parts += ["", *_traffic_lines(results["traffic"])]
     return "\n".join(parts)

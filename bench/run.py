@@ -2,8 +2,10 @@
 
 Order: data and snapshot; offline precompute (nothing else running); the
 naive way in this process; entrel over gRPC in a server subprocess at
-100%, 90% and 0% cache hits, closed and open loop; the day of traffic
-before and after a nightly run. The naive and entrel figures come from the
+100%, 90% and 0% cache hits, closed and open loop; ScoreBatch of 10 cached
+groups against 10 ScoreItems calls; the engine's cached latency with 10,000
+overrides in force against none; the day of traffic before and after a
+nightly run. The naive and entrel figures come from the
 same run on the same requests, so their ratios are comparable even on a
 busy machine; absolute numbers are only as quiet as the machine was.
 """
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from entrel.bench import precompute, traffic
+from entrel.bench import batch, overrides, precompute, traffic
 from entrel.bench.data import BenchData, prepare
 from entrel.bench.loadgen import closed_loop, open_loop
 from entrel.bench.naive import NaiveTarget, item_text
@@ -40,6 +42,9 @@ __all__ = ["FULL", "QUICK", "Options", "Plan", "run"]
 log = logging.getLogger(__name__)
 
 HIT_TARGETS = (1.0, 0.9, 0.0)
+# ScoreBatch groups (1 query x 100 items each) and overrides in force for the interventions' cost.
+BATCH_GROUPS = 10
+OVERRIDES = 10_000
 # Unmeasured requests sent before each hit-rate target's scenarios.
 _WARMUP_REQUESTS = 3
 # Pause between scenarios, so one's backlog does not spill into the next.
@@ -62,6 +67,9 @@ class Plan:
     traffic_requests: int
     # The day of traffic uses this many most frequent log queries (None: all).
     traffic_log_queries: int | None = None
+    # ScoreBatch vs separate calls, and the engine with and without overrides: rounds of each.
+    batch_rounds: int = 200
+    override_rounds: int = 50
 
 
 FULL = Plan(
@@ -82,6 +90,8 @@ QUICK = Plan(
     precompute_pairs=300,
     traffic_requests=60,
     traffic_log_queries=60,
+    batch_rounds=20,
+    override_rounds=5,
 )
 
 
@@ -169,6 +179,14 @@ def _online(settings: Settings, server_args: list[str], sets: dict[float, list[B
     return {"server": server, "scenarios": rows}
 
 
+def _batch(settings: Settings, server_args: list[str], requests: list[BenchRequest], plan: Plan) -> dict[str, Any]:
+    """ScoreBatch of BATCH_GROUPS cached requests against as many ScoreItems calls, against its own server."""
+    log_path = Path(settings.data_dir) / "logs" / "server-batch.log"
+    with serving(server_args, log_path) as served:
+        timeout_s = settings.server.default_deadline_ms / 1000
+        return batch.compare(served.address, requests, BATCH_GROUPS, plan.batch_rounds, timeout_s)
+
+
 def _context(
     options: Options, plan: Plan, scorer: CrossEncoderScorer, data: BenchData, sets: dict[float, list[BenchRequest]]
 ) -> dict[str, Any]:
@@ -221,6 +239,13 @@ def run(settings: Settings, options: Options) -> dict[str, Any]:
         results["online"] = _online(settings, server_args, sets, plan)
     online_rows = results.get("online", {}).get("scenarios", [])
     results["ratios"] = ratios(online_rows, results.get("naive", {}).get("scenarios", []))
+    cached = sets[1.0] or sets[0.9]
+    if "batch" not in options.skip and cached:
+        results["batch"] = _batch(settings, server_args, cached, plan)
+    if "overrides" not in options.skip and cached:
+        results["overrides"] = overrides.compare(
+            settings, data.snapshot, scorer, cached[:BATCH_GROUPS], OVERRIDES, plan.override_rounds
+        )
     if "traffic" not in options.skip:
         results["traffic"] = traffic.run(settings, scorer, workload, server_args, plan.traffic_requests, plan.traffic_log_queries)
     results["load_average"] = {

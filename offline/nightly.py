@@ -3,7 +3,8 @@
 extract entities -> mine frequent queries (+ the server's logged misses)
 -> candidate entities per query -> score in batches -> item and query vectors
 for the similarity term (unless its weight is 0) -> write a NEW snapshot
--> verify it -> promote it atomically -> prune old ones -> JSON report.
+-> verify it -> promote it atomically -> prune old ones -> JSON report (with
+the operators' overrides in force and how far each is from tonight's scores).
 
 A failure at any step leaves the promoted snapshot, and so the server,
 untouched; the half-written staging folder is removed by the next run.
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -35,6 +37,7 @@ from entrel.offline import extract
 from entrel.offline.mine_queries import mine_queries
 from entrel.offline.retrieval import Bm25Index
 from entrel.offline.vectors import encode_items
+from entrel.overrides import OverrideDrift, OverrideStore
 from entrel.scoring import CrossEncoderScorer, Scorer, TextEncoder
 
 __all__ = ["NightlyError", "NightlyReport", "run"]
@@ -67,6 +70,8 @@ class NightlyReport:
     seconds: dict[str, float] = field(default_factory=dict)
     # Item vectors carried from the previous run / encoded this run (offline/vectors.py).
     item_vectors: dict[str, int] = field(default_factory=dict)
+    # Overrides in force, each with the model's fresh scores of the pairs it covers (entrel.overrides.drift).
+    overrides: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -157,6 +162,8 @@ def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True)
         scorer = scorer if scorer is not None else CrossEncoderScorer(settings.model)
         seconds["load_model"] = time.perf_counter() - clock
 
+        _, in_force = OverrideStore.open(settings.overrides_dir, settings.overrides.map_size_mb).entries()
+        drift = OverrideDrift(in_force, table)
         with store.writing(settings.nightly.map_size_mb) as writer:
             clock = time.perf_counter()
             writer.put_meta("vocabulary", catalog.vocabulary.to_json())
@@ -165,7 +172,7 @@ def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True)
                 (item.item_id, item.title, [entity_ids[e] for e in es])
                 for item, es in zip(catalog.items, catalog.entities, strict=True)
             )
-            writer.add_rows(_score_rows(scorer, table, queries, candidates, progress))
+            writer.add_rows(drift.tap(_score_rows(scorer, table, queries, candidates, progress)))
             seconds["score_and_write"] = time.perf_counter() - clock
             if settings.similarity.weight > 0:
                 clock = time.perf_counter()
@@ -214,6 +221,7 @@ def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True)
         pruned=pruned,
         seconds={k: round(v, 2) for k, v in seconds.items()},
         item_vectors=vector_counts,
+        overrides=drift.report(),
     )
     reports = Path(settings.data_dir) / "reports"
     reports.mkdir(parents=True, exist_ok=True)

@@ -8,21 +8,31 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from entrel.cli import main
 from entrel.config import ConfigError, load_settings
-from entrel.service.access import Access, AccessPolicy, PermissionDenied, Tokens, Unauthenticated
+from entrel.service.access import (
+    READ_ONLY_ADMIN_METHODS,
+    Access,
+    AccessPolicy,
+    PermissionDenied,
+    Tokens,
+    Unauthenticated,
+)
 from entrel.service.client import AdminClient, ClientSecurity, RelevanceClient
 from entrel.service.server import RelevanceServer
 from entrel.v1 import admin_pb2
 
 ADMIN, READ, SCORE = "admin-token-1f9c", "read-token-77ab", "score-token-05e2"
 ADMIN_METHODS = [m.name for m in admin_pb2.DESCRIPTOR.services_by_name["Admin"].methods]
-CHANGING = [m for m in ADMIN_METHODS if m != "GetStatus"]
+CHANGING = [m for m in ADMIN_METHODS if m not in READ_ONLY_ADMIN_METHODS]
 
 
-def test_every_admin_method_needs_a_token_and_only_status_is_read_only():
+def test_every_admin_method_needs_a_token_and_only_status_and_listing_are_read_only():
     policy = AccessPolicy(Tokens.of(admin=ADMIN, read=READ))
-    assert {"GetStatus", "Reload", "Rollback"} <= set(ADMIN_METHODS)
+    assert {"GetStatus", "Reload", "Rollback", "SetOverride", "DeleteOverride", "ListOverrides"} <= set(ADMIN_METHODS)
+    assert READ_ONLY_ADMIN_METHODS == {"GetStatus", "ListOverrides"}
     for method in ADMIN_METHODS:
-        assert policy.required(f"/entrel.v1.Admin/{method}") == (Access.READ if method == "GetStatus" else Access.ADMIN)
+        assert policy.required(f"/entrel.v1.Admin/{method}") == (
+            Access.READ if method in ("GetStatus", "ListOverrides") else Access.ADMIN
+        )
     # A method added later and not declared read-only needs the admin token.
     assert policy.required("/entrel.v1.Admin/SomethingNew") == Access.ADMIN
     assert policy.required("/entrel.v1.Relevance/ScoreItems") == Access.OPEN, "scoring stays open by default"
@@ -48,6 +58,12 @@ def test_bad_or_insufficient_tokens_are_refused(method, authorization, error, me
     policy = AccessPolicy(Tokens.of(admin=ADMIN, read=READ))
     with pytest.raises(error, match=message):
         policy.check(f"/entrel.v1.Admin/{method}", authorization)
+
+
+def test_the_principal_is_the_role_of_the_token():
+    policy = AccessPolicy(Tokens.of(admin=ADMIN, read=READ, score=SCORE))
+    assert [policy.principal(f"Bearer {t}") for t in (ADMIN, READ, SCORE)] == ["admin", "read", "score"]
+    assert [policy.principal(a) for a in (None, "Bearer nope", ADMIN)] == ["anonymous"] * 3
 
 
 def test_good_tokens_pass_and_the_scheme_is_case_insensitive():

@@ -14,7 +14,7 @@ from fakes import FixedEncoder, FixedSnapshot, MemorySnapshot, ScriptedScorer
 from entrel.catalog import Entity
 from entrel.config import load_settings
 from entrel.service.batcher import MicroBatcher
-from entrel.service.engine import ItemRequest, ItemStatus, RelevanceEngine, Role, Source
+from entrel.service.engine import Group, InvalidRequest, ItemRequest, ItemStatus, RelevanceEngine, Role, Source
 from entrel.service.grpc_service import RelevanceServicer
 from entrel.v1 import relevance_pb2 as pb
 
@@ -198,3 +198,51 @@ def test_the_servicer_validates_a_request_once(make_engine, monkeypatch):
     with pytest.raises(Aborted) as caught:
         servicer.ScoreItems(pb.ScoreItemsRequest(query="   ", items=[pb.ItemRef()]), FakeContext())
     assert caught.value.args == (grpc.StatusCode.INVALID_ARGUMENT, "query is empty (nothing left after normalisation)")
+
+
+def test_a_batch_answers_each_group_as_alone_with_one_live_submission(make_engine):
+    engine, scorer = make_engine()
+    groups = [
+        Group(QUERY, requests("acme-chair", "red-chair", "nope")),
+        Group("acme mesh", requests("acme-mesh", "blue-chair"), explain=True),
+        Group(QUERY, requests("acme-mesh")),
+    ]
+    together = engine.score_batch(groups)
+    # Every group's misses went to the model in one batch; the pair two groups share was scored once.
+    assert len(scorer.batches) == 1 and len(scorer.pairs) == len(set(scorer.pairs)) == 2 + 4
+    alone = [engine.score(g.query, g.items, g.explain) for g in groups]
+    for batched, single in zip(together, alone, strict=True):
+        assert [(i.item_id, i.score, i.status, i.entities) for i in batched.items] == [
+            (i.item_id, i.score, i.status, i.entities) for i in single.items
+        ]
+        assert (batched.normalized_query, batched.cache_hits, batched.cache_misses, batched.live_scored_pairs) == (
+            single.normalized_query,
+            single.cache_hits,
+            single.cache_misses,
+            single.live_scored_pairs,
+        )
+    assert together[1].items[0].entities is not None and together[0].items[0].entities is None
+
+
+def test_a_batch_past_its_limits_or_with_a_bad_group_is_refused_whole(make_engine):
+    engine, scorer = make_engine(overrides=["server.max_batch_groups=2", "server.max_batch_items=3", "server.max_items=2"])
+    one = requests("red-chair")
+    cases = [
+        ([Group(QUERY, one)] * 3, "3 groups; the limit is server.max_batch_groups=2"),
+        ([Group(QUERY, one), Group(QUERY, requests("red-chair", "acme-chair", "blue-chair"))], "server.max_batch_items=3"),
+        ([Group(QUERY, one), Group(" \u200b", one)], "groups[1]: query is empty"),
+        ([Group(QUERY, requests("red-chair", "acme-chair", "blue-chair"))], "groups[0]: 3 items requested"),
+    ]
+    for groups, message in cases:
+        with pytest.raises(InvalidRequest) as caught:
+            engine.score_batch(groups)
+        assert message in str(caught.value)
+    assert scorer.pairs == []
+    servicer = RelevanceServicer(engine)
+    request = pb.ScoreBatchRequest(
+        groups=[pb.ScoreItemsRequest(query=QUERY, items=[pb.ItemRef(item_id="acme-chair")]), pb.ScoreItemsRequest(query="")]
+    )
+    with pytest.raises(Aborted) as aborted:
+        servicer.ScoreBatch(request, FakeContext())
+    assert aborted.value.args[0] == grpc.StatusCode.INVALID_ARGUMENT and "groups[1]" in aborted.value.args[1]
+    assert scorer.pairs == [], "nothing scored for a refused batch"

@@ -11,10 +11,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from entrel.config import ConfigError, Settings, load_settings
+from entrel.errors import EntrelError
 from entrel.logs import configure_logging
 
 if TYPE_CHECKING:  # imported lazily below: grpc is slow to load for commands that do not need it
     from entrel.service.channel import ClientSecurity
+    from entrel.v1 import admin_pb2
 
 __all__ = ["main"]
 
@@ -117,6 +119,43 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
     if change.promoted_snapshot_id != change.snapshot_id:
         print(f"promoted {change.promoted_snapshot_id or 'nothing'} is not served: see the server log", file=sys.stderr)
         return 1
+    return 0
+
+
+def _override_line(o: admin_pb2.Override) -> str:
+    what = (
+        f"{o.entity_type.replace('_', ' ')}: {o.entity_text}" if o.entity_text else f"{o.entity_type.replace('_', ' ')} (ignored)"
+    )
+    score = "neutral" if o.ignore_type else f"{o.score:.3f}"
+    return f"{o.query!r:24} {what:32} {score:>7}  {o.reason}  [{o.principal}, {o.updated_at}]"
+
+
+def cmd_override(settings: Settings, args: argparse.Namespace) -> int:
+    from google.protobuf.json_format import MessageToDict
+
+    from entrel.service.client import AdminClient
+
+    with AdminClient(_admin_address(settings, args.address), security=_security(settings, args)) as admin:
+        if args.action == "ls":
+            listed = admin.list_overrides(args.query or "")
+            if args.json:
+                print(json.dumps(MessageToDict(listed, always_print_fields_with_no_presence=True), indent=2))
+            for o in [] if args.json else listed.overrides:
+                print(_override_line(o))
+            if not args.json:
+                print(f"{len(listed.overrides)} override(s), store version {listed.version}")
+            return 0
+        if args.action == "set":
+            if (args.score is None) == (not args.ignore):
+                raise EntrelError("entrel override set: give --score S (an entity) or --ignore (its whole type)")
+            change = admin.set_override(args.query, args.type, args.text or "", args.score, args.reason)
+        else:
+            change = admin.delete_override(args.query, args.type, args.text or "", args.reason)
+    if change.HasField("before"):
+        print(f"was  {_override_line(change.before)}")
+    print(f"now  {_override_line(change.after)}" if change.HasField("after") else "now  (none)")
+    if change.note:
+        print(f"note: {change.note}", file=sys.stderr)
     return 0
 
 
@@ -270,6 +309,26 @@ def _parser() -> argparse.ArgumentParser:
     p = add("admin", cmd_admin, "reload the promoted snapshot now, or roll back to the previous one (admin token)")
     p.add_argument("action", choices=("reload", "rollback"))
     connects(p, "server.admin_address, else server.host:server.port")
+    p = add("override", cmd_override, "set, remove or list operators' overrides of (query, entity) scores")
+    actions = p.add_subparsers(dest="action", required=True)
+    o = actions.add_parser("set", help="set an entity's score for a query ('*': every query), or ignore a type (admin token)")
+    o.add_argument("query", help="the query as clients send it, or '*' for every query")
+    o.add_argument("type", help="entity type: product_type, brand, color, material, size, audience, style, phrase")
+    o.add_argument("text", nargs="?", help="the entity's text (leave out with --ignore)")
+    o.add_argument("--score", type=float, help="the score, within [0, 1]: 1 asked for, 0.5 neutral, 0 contradicts")
+    o.add_argument("--ignore", action="store_true", help="ignore every entity of the type for the query (neutral)")
+    o.add_argument("--reason", required=True, help="why (shown in explanations, kept in the audit log)")
+    connects(o, "server.admin_address, else server.host:server.port")
+    o = actions.add_parser("rm", help="remove an override (admin token)")
+    o.add_argument("query")
+    o.add_argument("type")
+    o.add_argument("text", nargs="?", help="the entity's text (leave out for an ignored type)")
+    o.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    connects(o, "server.admin_address, else server.host:server.port")
+    o = actions.add_parser("ls", help="list the overrides in force (read-only token)")
+    o.add_argument("--query", help="only this query's overrides and those for every query")
+    o.add_argument("--json", action="store_true", help="print them as JSON")
+    connects(o, "server.admin_address, else server.host:server.port")
     p = add("entities", cmd_entities, "show the entities of catalog items")
     p.add_argument("item_ids", nargs="+", metavar="ITEM_ID")
     p.add_argument(
@@ -329,7 +388,7 @@ def _parser() -> argparse.ArgumentParser:
         "--skip",
         action="append",
         default=[],
-        choices=("precompute", "naive", "online", "traffic"),
+        choices=("precompute", "naive", "online", "batch", "overrides", "traffic"),
         help="leave a part out (repeatable)",
     )
     p = add("snapshots", cmd_snapshots, "list, verify or roll back cache snapshots")
@@ -349,8 +408,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     import grpc
-
-    from entrel.errors import EntrelError
 
     try:
         return args.handler(settings, args)

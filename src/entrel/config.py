@@ -35,6 +35,7 @@ __all__ = [
     "LogicSettings",
     "ModelSettings",
     "NightlySettings",
+    "OverrideSettings",
     "ServerSettings",
     "Settings",
     "SimilaritySettings",
@@ -237,9 +238,23 @@ class ServerSettings:
     # At most one log line per kind of bad request in this interval.
     bad_request_log_interval_s: float = 10.0
     grace_period_s: float = 5.0
+    # ScoreBatch: at most this many groups, and this many items over all groups
+    # (each group also within max_items); past either, INVALID_ARGUMENT naming it.
+    max_batch_groups: int = 32
+    max_batch_items: int = 2000
     # The Admin service on its own "host:port" (its own threads, so it answers while
     # scoring is saturated, and a firewall can keep it private); "" = on the scoring port.
     admin_address: str = ""
+
+
+@dataclass(frozen=True)
+class OverrideSettings:
+    """Operators' overrides of (query, entity) scores, in their own LMDB under `<data_dir>/overrides/`."""
+
+    # How often a server looks at the store's version counter for changes made
+    # elsewhere (another replica, the CLI): a change is served within this.
+    poll_interval_s: float = 0.25
+    map_size_mb: int = 64
 
 
 @dataclass(frozen=True)
@@ -321,6 +336,7 @@ class Settings:
     similarity: SimilaritySettings = field(default_factory=SimilaritySettings)
     nightly: NightlySettings = field(default_factory=NightlySettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    overrides: OverrideSettings = field(default_factory=OverrideSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     client: ClientSettings = field(default_factory=ClientSettings)
@@ -333,6 +349,11 @@ class Settings:
     @property
     def miss_log_dir(self) -> Path:
         return Path(self.data_dir) / "misses"
+
+    @property
+    def overrides_dir(self) -> Path:
+        """The override store and its audit log: beside the snapshots, never swapped with them."""
+        return Path(self.data_dir) / "overrides"
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with dotted keys changed, e.g. ``replace(**{"logic.tnorm": "min"})``."""
@@ -457,6 +478,14 @@ def _validate(s: Settings) -> None:
         (s.nightly.top_k_queries > 0, "nightly.top_k_queries must be positive"),
         (s.server.max_items > 0, "server.max_items must be positive"),
         (s.server.max_query_chars > 0, "server.max_query_chars must be positive"),
+        (
+            s.server.max_batch_groups > 0 and s.server.max_batch_items > 0,
+            "server.max_batch_groups and server.max_batch_items must be positive",
+        ),
+        (
+            0 < s.overrides.poll_interval_s <= 1.0 and s.overrides.map_size_mb > 0,
+            "overrides.poll_interval_s must be within (0, 1] and overrides.map_size_mb positive",
+        ),
         (s.server.max_request_bytes > 0, "server.max_request_bytes must be positive"),
         (
             min(

@@ -6,7 +6,12 @@ from entrel.v1 import relevance_pb2 as pb
 
 __all__ = ["render_explanation", "render_ranking"]
 
-_SOURCE = {pb.SCORE_SOURCE_CACHED: "cached", pb.SCORE_SOURCE_LIVE: "live", pb.SCORE_SOURCE_PRIOR: "prior"}
+_SOURCE = {
+    pb.SCORE_SOURCE_CACHED: "cached",
+    pb.SCORE_SOURCE_LIVE: "live",
+    pb.SCORE_SOURCE_PRIOR: "prior",
+    pb.SCORE_SOURCE_OVERRIDE: "override",
+}
 _STATUS = {
     pb.ITEM_STATUS_OK: "ok",
     pb.ITEM_STATUS_UNKNOWN_ITEM: "unknown item",
@@ -79,12 +84,12 @@ def render_explanation(query: str, response: pb.ScoreItemsResponse) -> str:
         if not item.entities:
             blocks.append("  (no entities)")
             continue
-        blocks.append(f"  {'type':<13} {'entity':<28} {'score':>6}  {'role':<11} {'weight':>6}  {'source':<7} {'lift':>6}")
+        blocks.append(f"  {'type':<13} {'entity':<28} {'score':>6}  {'role':<11} {'weight':>6}  {'source':<8} {'lift':>6}")
         for e in item.entities:
             flag = "  ← covers the query" if e.covers else "  ← breaks the match" if e.breaks_match else ""
-            note = f"  ({e.note})" if e.note else ""
+            note = f"  ({e.note})" if e.note else f"  (override: {e.override_reason})" if e.override_reason else ""
             blocks.append(
                 f"  {e.type:<13} {e.text[:28]:<28} {e.score:>6.3f}  {_ROLE.get(e.role, '?'):<11} {e.weight:>6.2f}  "
-                f"{_SOURCE.get(e.source, '?'):<7} {e.lift:>+6.3f}{flag}{note}"
+                f"{_SOURCE.get(e.source, '?'):<8} {e.lift:>+6.3f}{flag}{note}"
             )
     return "\n".join(blocks)

@@ -24,6 +24,7 @@ __all__ = [
     "TABLES",
     "attribute_types",
     "canonical_brand",
+    "canonical_entity",
     "canonical_of",
     "canonical_type",
     "category_levels",
@@ -90,6 +91,20 @@ def canonical_of(type_: EntityType, variant: str) -> str:
     """The canonical text of a lexicon variant; brands and vocabulary types are canonical already."""
     table = TABLES.get(type_)
     return table[variant] if table is not None else variant
+
+
+def canonical_entity(type_: EntityType, raw: str) -> str | None:
+    """The entity text the extractor would give one value of `type_` ("Grey" -> "gray", "Office Chairs" ->
+    "office chair"), or None for junk; for texts typed by hand (overrides) that must match extracted entities."""
+    if type_ is T.BRAND:
+        return canonical_brand(raw)
+    if type_ is T.PRODUCT_TYPE:
+        return canonical_type(raw)
+    text = normalize(raw)
+    table = TABLES.get(type_)
+    if table is not None and text in table:
+        return table[text]
+    return text or None
 
 
 def _segment_types(segment: str, leaf: bool) -> list[str]:

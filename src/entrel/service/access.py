@@ -31,7 +31,7 @@ ADMIN_SERVICE = "entrel.v1.Admin"
 SCORING_SERVICE = "entrel.v1.Relevance"
 # Admin methods that change nothing. Every other Admin method, also one added
 # later and forgotten here, needs the admin token: the safe default.
-READ_ONLY_ADMIN_METHODS = frozenset({"GetStatus"})
+READ_ONLY_ADMIN_METHODS = frozenset({"GetStatus", "ListOverrides"})
 
 
 class Unauthenticated(EntrelError, PermissionError):
@@ -114,13 +114,26 @@ class AccessPolicy:
         if not any(level >= needed for level, _ in self._levels):
             setting = "auth.admin_token" if needed is Access.ADMIN else "auth.admin_token or auth.read_token"
             raise Unauthenticated(f"no token is configured for this call: set {setting}_file or _env on the server")
-        if authorization is None:
-            raise Unauthenticated("missing bearer token (metadata 'authorization: Bearer <token>')")
-        scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
-        level = self.granted(token.strip())
+        level = self.granted(_bearer(authorization))
         if level is Access.OPEN:
             raise Unauthenticated("invalid bearer token")
         if level < needed:
             raise PermissionDenied(f"this token is {level.name.lower()}-only; the call needs the {needed.name.lower()} token")
+
+    def principal(self, authorization: str | None) -> str:
+        """Who made a call, for audit logs: the role of its token ("admin", "read", "score"), or "anonymous"."""
+        try:
+            level = self.granted(_bearer(authorization))
+        except Unauthenticated:
+            level = Access.OPEN
+        return "anonymous" if level is Access.OPEN else level.name.lower()
+
+
+def _bearer(authorization: str | None) -> str:
+    """The token of "Bearer <token>" metadata; Unauthenticated when missing or malformed."""
+    if authorization is None:
+        raise Unauthenticated("missing bearer token (metadata 'authorization: Bearer <token>')")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
+    return token.strip()

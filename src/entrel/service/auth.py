@@ -9,7 +9,7 @@ one error table (`grpc_service.status_of`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
@@ -19,9 +19,17 @@ from entrel.service import metrics
 from entrel.service.access import AccessPolicy
 from entrel.service.grpc_service import status_of
 
-__all__ = ["BearerTokenInterceptor"]
+__all__ = ["BearerTokenInterceptor", "authorization_of"]
 
 log = logging.getLogger(__name__)
+
+
+def authorization_of(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+    """The "authorization" value of a call's metadata, or None."""
+    for key, value in metadata or ():
+        if key == "authorization":
+            return value if isinstance(value, str) else None
+    return None
 
 
 def _refusal(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, details: str) -> grpc.RpcMethodHandler:
@@ -55,13 +63,8 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         method = handler_call_details.method
-        authorization = None
-        for key, value in handler_call_details.invocation_metadata or ():
-            if key == "authorization":
-                authorization = value if isinstance(value, str) else None
-                break
         try:
-            self.policy.check(method, authorization)
+            self.policy.check(method, authorization_of(handler_call_details.invocation_metadata))
         except Exception as exc:
             handler = continuation(handler_call_details)
             if handler is None:  # no such method: UNIMPLEMENTED, as without the interceptor

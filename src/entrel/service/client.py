@@ -39,6 +39,11 @@ class _Client:
         self._channel.close()
 
 
+def _score_request(query: str, items: Sequence[str | pb.InlineItem], explain: bool) -> pb.ScoreItemsRequest:
+    refs = [pb.ItemRef(inline=i) if isinstance(i, pb.InlineItem) else pb.ItemRef(item_id=i) for i in items]
+    return pb.ScoreItemsRequest(query=query, items=refs, explain=explain)
+
+
 class RelevanceClient(_Client):
     """Calls ScoreItems and the health service of one server."""
 
@@ -55,9 +60,18 @@ class RelevanceClient(_Client):
         timeout_s: float | None = None,
     ) -> pb.ScoreItemsResponse:
         """Score catalog ids and/or inline items; raises grpc.RpcError on a failed call."""
-        refs = [pb.ItemRef(inline=i) if isinstance(i, pb.InlineItem) else pb.ItemRef(item_id=i) for i in items]
-        request = pb.ScoreItemsRequest(query=query, items=refs, explain=explain)
+        request = _score_request(query, items, explain)
         return self._stub.ScoreItems(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata)
+
+    def score_batch(
+        self,
+        groups: Sequence[tuple[str, Sequence[str | pb.InlineItem]]],
+        explain: bool = False,
+        timeout_s: float | None = None,
+    ) -> pb.ScoreBatchResponse:
+        """Score several (query, items) groups in one call; each answer is what `score` gives that group."""
+        request = pb.ScoreBatchRequest(groups=[_score_request(query, items, explain) for query, items in groups])
+        return self._stub.ScoreBatch(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata)
 
     def is_serving(self, service: str = "") -> bool:
         try:
@@ -90,6 +104,30 @@ class AdminClient(_Client):
     def rollback(self) -> admin_pb2.SnapshotChange:
         """Promote and serve the previously promoted snapshot (FAILED_PRECONDITION when there is none)."""
         return self._stub.Rollback(admin_pb2.RollbackRequest(), timeout=self.timeout_s, metadata=self._metadata)
+
+    def set_override(
+        self, query: str, entity_type: str, entity_text: str, score: float | None, reason: str
+    ) -> admin_pb2.OverrideChange:
+        """Set (or replace) an override; `score` None ignores every entity of the type for the query (no text)."""
+        request = admin_pb2.SetOverrideRequest(
+            query=query,
+            entity_type=entity_type,
+            entity_text=entity_text,
+            score=0.0 if score is None else score,
+            ignore_type=score is None,
+            reason=reason,
+        )
+        return self._stub.SetOverride(request, timeout=self.timeout_s, metadata=self._metadata)
+
+    def delete_override(self, query: str, entity_type: str, entity_text: str, reason: str) -> admin_pb2.OverrideChange:
+        request = admin_pb2.DeleteOverrideRequest(query=query, entity_type=entity_type, entity_text=entity_text, reason=reason)
+        return self._stub.DeleteOverride(request, timeout=self.timeout_s, metadata=self._metadata)
+
+    def list_overrides(self, query: str = "") -> admin_pb2.OverrideList:
+        """The overrides in force (only `query`'s and those for every query, when given)."""
+        return self._stub.ListOverrides(
+            admin_pb2.ListOverridesRequest(query=query), timeout=self.timeout_s, metadata=self._metadata
+        )
 
     def __enter__(self) -> AdminClient:
         return self

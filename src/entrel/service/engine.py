@@ -10,6 +10,13 @@ misses to the shared micro-batcher, bounded by the request's deadline and a
 per-request cap; fill the matrix and let the aggregator combine each row;
 blend in the item-level similarity (query vector . item vector, both
 precomputed where the snapshot has them) with its configured weight.
+
+Operators' overrides (`entrel.overrides`) replace looked-up scores before
+the live step, so an overridden miss is not sent to the model at all; the
+answer is what scoring it and then overriding would give. A batch of
+groups (ScoreBatch) runs each step for every group, with one snapshot,
+one row read per distinct query and one live submission for all misses:
+a group's answer is exactly what ScoreItems gives it alone.
 """
 
 from __future__ import annotations
@@ -27,11 +34,12 @@ import numpy as np
 
 from entrel.cache import SnapshotView
 from entrel.cache.misslog import MissLogWriter
-from entrel.catalog import CatalogItem, Entity, item_text
+from entrel.catalog import CatalogItem, Entity, EntityType, item_text
 from entrel.catalog.extractor import EntityExtractor, Vocabulary
 from entrel.config import Settings
 from entrel.errors import EntrelError
 from entrel.logic import NEUTRAL, Aggregate, Aggregator
+from entrel.overrides import OverrideTable, QueryOverrides
 from entrel.scoring import TextEncoder, similarities
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher, Overloaded
@@ -40,6 +48,7 @@ from entrel.text import normalize
 
 __all__ = [
     "EntityScore",
+    "Group",
     "InvalidRequest",
     "ItemRequest",
     "ItemResult",
@@ -63,6 +72,8 @@ class Source(StrEnum):
     CACHED = "cached"
     LIVE = "live"
     PRIOR = "prior"
+    # Set by an operator (entrel override set); the explanation carries its reason.
+    OVERRIDE = "override"
 
 
 class Role(StrEnum):
@@ -81,8 +92,11 @@ class ItemStatus(StrEnum):
 
 
 # Codes of the per-slot source matrix.
-_PAD, _CACHED, _LIVE, _PRIOR = 0, 1, 2, 3
-_SOURCE_OF_CODE = {_CACHED: Source.CACHED, _LIVE: Source.LIVE, _PRIOR: Source.PRIOR}
+_PAD, _CACHED, _LIVE, _PRIOR, _OVERRIDE = 0, 1, 2, 3, 4
+_SOURCE_OF_CODE = {_CACHED: Source.CACHED, _LIVE: Source.LIVE, _PRIOR: Source.PRIOR, _OVERRIDE: Source.OVERRIDE}
+# Codes of entity types in the per-slot type matrix (-1 in padding).
+_TYPES = tuple(EntityType)
+_TYPE_CODE = {t: np.int8(i) for i, t in enumerate(_TYPES)}
 # Item status codes (by severity) with their messages.
 _OK, _UNKNOWN, _EMPTY, _DEGRADED = range(4)
 _NO_SIMILARITY = "similarity not computed within the request deadline: scored by its entities alone"
@@ -118,6 +132,15 @@ class ItemRequest:
 
 
 @dataclass(frozen=True)
+class Group:
+    """One query and its items within a batch: answered as a call of its own would be."""
+
+    query: str | ValidQuery
+    items: Sequence[ItemRequest]
+    explain: bool = False
+
+
+@dataclass(frozen=True)
 class EntityScore:
     entity: Entity
     score: float
@@ -130,6 +153,8 @@ class EntityScore:
     # Its type's weight in the compatibility half.
     weight: float
     note: str = ""
+    # Why an operator set this score (source OVERRIDE).
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -191,6 +216,20 @@ class _Resolved:
     unextracted: frozenset[int] = frozenset()
 
 
+@dataclass
+class _Pending:
+    """One group between its lookup and its answer."""
+
+    items: Sequence[ItemRequest]
+    explain: bool
+    resolved: _Resolved
+    scores: np.ndarray
+    sources: np.ndarray
+    result: ScoreResult
+    # Override reasons by entity id.
+    reasons: dict[int, str]
+
+
 class RelevanceEngine:
     """Scores items for a query; thread-safe, one per server."""
 
@@ -202,6 +241,7 @@ class RelevanceEngine:
         batcher: MicroBatcher,
         miss_log: MissLogWriter | None = None,
         encoder: TextEncoder | None = None,
+        overrides: OverrideTable | None = None,
     ) -> None:
         self.settings = settings
         self.fingerprint = fingerprint
@@ -210,9 +250,13 @@ class RelevanceEngine:
         self._miss_log = miss_log
         # The bi-encoder of the similarity term; None when its weight is 0.
         self._encoder = encoder
+        # Operators' overrides; None serves the model's scores alone.
+        self.overrides = overrides
         self.aggregator = Aggregator.from_settings(settings.logic)
-        # Type weight of every snapshot entity id, built once per snapshot.
-        self._entity_weights: dict[str, np.ndarray] = {}
+        # Type code of every snapshot entity id, built once per snapshot.
+        self._entity_types: dict[str, np.ndarray] = {}
+        # Type weight by type code; the last entry (1.0) is for padding.
+        self._weight_of_type = np.array([self.aggregator.weights.of_type(t.value) for t in _TYPES] + [1.0], dtype=np.float32)
         self._extractors: dict[str, EntityExtractor] = {}
         # spaCy pipelines are not safe to share between threads.
         self._extract_lock = threading.Lock()
@@ -241,6 +285,22 @@ class RelevanceEngine:
             raise InvalidRequest(f"{n_items} items requested; the limit is server.max_items={limits.max_items}")
         return ValidQuery(normalized)
 
+    def validate_batch(self, groups: Sequence[tuple[str | ValidQuery, int]]) -> list[ValidQuery]:
+        """The normalised query of each (query, item count) group, or InvalidRequest naming the limit or the group."""
+        limits = self.settings.server
+        if len(groups) > limits.max_batch_groups:
+            raise InvalidRequest(f"{len(groups)} groups; the limit is server.max_batch_groups={limits.max_batch_groups}")
+        total = sum(n for _, n in groups)
+        if total > limits.max_batch_items:
+            raise InvalidRequest(f"{total} items over all groups; the limit is server.max_batch_items={limits.max_batch_items}")
+        valid = []
+        for g, (query, n_items) in enumerate(groups):
+            try:
+                valid.append(query if isinstance(query, ValidQuery) else self.validate(query, n_items))
+            except InvalidRequest as exc:
+                raise InvalidRequest(f"groups[{g}]: {exc}") from None
+        return valid
+
     # -- scoring -----------------------------------------------------------
 
     def score(
@@ -248,13 +308,31 @@ class RelevanceEngine:
     ) -> ScoreResult:
         """Score `items` for `query` (checked here unless it comes from `validate`); `deadline` is on the monotonic clock."""
         started = time.perf_counter()
-        normalized = (query if isinstance(query, ValidQuery) else self.validate(query, len(items))).normalized
+        valid = query if isinstance(query, ValidQuery) else self.validate(query, len(items))
         if problem := inline_problem(((i, r.inline) for i, r in enumerate(items) if r.inline), self.settings.server):
             raise InvalidRequest(problem)
+        return self._run([Group(valid, items, explain)], deadline, started)[0]
+
+    def score_batch(self, groups: Sequence[Group], deadline: float | None = None) -> list[ScoreResult]:
+        """Score every group as :meth:`score` would, sharing the snapshot reads and one live submission.
+
+        A group that breaks a limit refuses the whole batch (InvalidRequest
+        naming `groups[i]`), so a caller never gets half an answer.
+        """
+        started = time.perf_counter()
+        valid = self.validate_batch([(g.query, len(g.items)) for g in groups])
+        for g, group in enumerate(groups):
+            inline = ((i, r.inline) for i, r in enumerate(group.items) if r.inline)
+            if problem := inline_problem(inline, self.settings.server):
+                raise InvalidRequest(f"groups[{g}]: {problem}")
+        return self._run([Group(v, g.items, g.explain) for v, g in zip(valid, groups, strict=True)], deadline, started)
+
+    def _run(self, groups: list[Group], deadline: float | None, started: float) -> list[ScoreResult]:
+        """Score validated groups, within one inline slot when any of them sends inline items."""
         if deadline is None:
             deadline = time.monotonic() + self.settings.server.default_deadline_ms / 1000
-        if not any(r.inline is not None for r in items):
-            return self._score(normalized, items, explain, deadline, started)
+        if not any(r.inline is not None for g in groups for r in g.items):
+            return self._score(groups, deadline, started)
         # Inline items cost extraction and live scoring: a few such requests at
         # a time, so they never hold every worker thread from cached requests.
         if not self._inline_slots.acquire(blocking=False):
@@ -270,55 +348,102 @@ class RelevanceEngine:
             # Their extraction, live scoring and encoding keep the server busiest: keep a
             # fifth of their time back, so a scheduling stall cannot push the answer late.
             now = time.monotonic()
-            return self._score(normalized, items, explain, now + 0.8 * (deadline - now), started, encode_inline)
+            return self._score(groups, now + 0.8 * (deadline - now), started, encode_inline)
         finally:
             with self._inline_count_lock:
                 self._inline_in_flight -= 1
             self._inline_slots.release()
 
-    def _score(
-        self,
-        normalized: str,
-        items: Sequence[ItemRequest],
-        explain: bool,
-        deadline: float,
-        started: float,
-        encode_inline: bool = True,
-    ) -> ScoreResult:
+    def _score(self, groups: list[Group], deadline: float, started: float, encode_inline: bool = True) -> list[ScoreResult]:
         snap = self._snapshot.current()
-        resolved = self._resolve(snap, items, explain, deadline)
-        row = snap.row(normalized) if snap is not None else None
-        scores, sources, hits = self._lookup(row, resolved.ids)
-        result = ScoreResult(
-            items=[],
-            snapshot_id=snap.snapshot_id if snap else "",
-            model_fingerprint=self.fingerprint,
-            tnorm=self.aggregator.tnorm_name,
-            normalized_query=normalized,
-            query_cached=row is not None,
-            cache_hits=hits,
-        )
+        overrides = self.overrides.current() if self.overrides is not None else None
+        rows: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+        pending = []
+        for group in groups:
+            assert isinstance(group.query, ValidQuery), "validated by score or score_batch"
+            normalized = group.query.normalized
+            resolved = self._resolve(snap, group.items, group.explain, deadline)
+            if normalized not in rows:  # one read per distinct query of a batch
+                rows[normalized] = snap.row(normalized) if snap is not None else None
+            scores, sources, hits = self._lookup(rows[normalized], resolved.ids)
+            chosen = overrides.for_query(normalized) if overrides is not None else None
+            reasons = {}
+            if chosen is not None:
+                reasons = self._apply_overrides(chosen, snap, resolved, scores, sources, group.explain)
+            result = ScoreResult(
+                items=[],
+                snapshot_id=snap.snapshot_id if snap else "",
+                model_fingerprint=self.fingerprint,
+                tnorm=self.aggregator.tnorm_name,
+                normalized_query=normalized,
+                query_cached=rows[normalized] is not None,
+                cache_hits=hits,
+            )
+            pending.append(_Pending(group.items, group.explain, resolved, scores, sources, result, reasons))
         looked_up = time.perf_counter()
-        notes = self._fill_misses(normalized, snap, resolved, scores, sources, deadline, result)
+        all_notes = self._fill_misses(snap, pending, deadline)
         lived = time.perf_counter()
-        aggregate = self.aggregator(scores, resolved.counts, self._type_weights(snap, resolved), explain=explain)
-        # Inline items' similarity starts no chunk in the last half of the time left: that is for the answer.
-        now = time.monotonic()
-        stop_encoding = deadline - 0.5 * max(0.0, deadline - now)
-        similarity = self._similarity(snap, normalized, items, resolved, result, stop_encoding, encode_inline)
-        aggregated = time.perf_counter()
-        result.items = self._results(snap, resolved, scores, sources, aggregate, similarity, result, notes, items, explain)
-        done = time.perf_counter()
-        result.timings_ms = {
-            "lookup": (looked_up - started) * 1000,
-            "live": (lived - looked_up) * 1000,
-            "aggregate": (aggregated - lived) * 1000,
-            "total": (done - started) * 1000,
-        }
-        metrics.CACHE_HITS.inc(result.cache_hits)
-        metrics.CACHE_MISSES.inc(result.cache_misses)
-        metrics.PRIOR_PAIRS.inc(result.prior_pairs)
-        return result
+        for p, notes in zip(pending, all_notes, strict=True):
+            result, resolved = p.result, p.resolved
+            aggregate = self.aggregator(p.scores, resolved.counts, self._type_weights(snap, resolved), explain=p.explain)
+            # Inline items' similarity starts no chunk in the last half of the time left: that is for the answer.
+            now = time.monotonic()
+            stop_encoding = deadline - 0.5 * max(0.0, deadline - now)
+            similarity = self._similarity(snap, result.normalized_query, p.items, resolved, result, stop_encoding, encode_inline)
+            aggregated = time.perf_counter()
+            result.items = self._results(snap, p, aggregate, similarity, notes)
+            done = time.perf_counter()
+            result.timings_ms = {
+                "lookup": (looked_up - started) * 1000,
+                "live": (lived - looked_up) * 1000,
+                "aggregate": (aggregated - lived) * 1000,
+                "total": (done - started) * 1000,
+            }
+            metrics.CACHE_HITS.inc(result.cache_hits)
+            metrics.CACHE_MISSES.inc(result.cache_misses)
+            metrics.PRIOR_PAIRS.inc(result.prior_pairs)
+        return [p.result for p in pending]
+
+    def _apply_overrides(
+        self,
+        chosen: QueryOverrides,
+        snap: SnapshotView | None,
+        resolved: _Resolved,
+        scores: np.ndarray,
+        sources: np.ndarray,
+        explain: bool,
+    ) -> dict[int, str]:
+        """Replace the scores operators overrode (an ignored type counts as neutral); with `explain`, their reasons by entity id.
+
+        Ignored types first, then entity scores (see QueryOverrides for the precedence).
+        """
+        ids = resolved.ids
+        valid = ids >= 0
+        reasons: dict[int, str] = {}
+        if chosen.types:
+            slot_types = self._slot_types(snap, resolved)
+            for type_, override in chosen.types.items():
+                hit = valid & (slot_types == _TYPE_CODE[type_])
+                scores[hit] = NEUTRAL
+                sources[hit] = _OVERRIDE
+                if explain:
+                    reasons.update(dict.fromkeys(np.unique(ids[hit]).tolist(), override.reason))
+        known, values, found = chosen.resolve(snap)
+        # Entities of inline items the snapshot lacks have ids past the snapshot's, so appending keeps the order.
+        first_local = snap.entity_count if snap is not None else 0
+        local = [(first_local + k, o) for k, e in enumerate(resolved.local_entities) if (o := chosen.entity(e)) is not None]
+        if local:
+            known = np.concatenate([known, np.array([i for i, _ in local], dtype=np.int64)])
+            values = np.concatenate([values, np.array([o.score for _, o in local], dtype=np.float32)])
+            found = (*found, *(o for _, o in local))
+        if known.size:
+            pos = np.minimum(np.searchsorted(known, ids), known.size - 1)
+            hit = valid & (known[pos] == ids)
+            scores[hit] = values[pos[hit]]
+            sources[hit] = _OVERRIDE
+            if explain:
+                reasons.update((int(known[k]), found[k].reason) for k in np.unique(pos[hit]).tolist())
+        return reasons
 
     def prepare(self, snap: SnapshotView | None) -> None:
         """Build the extractor for `snap` ahead of requests (called when a snapshot is swapped in)."""
@@ -338,18 +463,21 @@ class RelevanceEngine:
             self._extractors = {key: extractor}  # keep only the current snapshot's
         return extractor
 
+    def _slot_types(self, snap: SnapshotView | None, resolved: _Resolved) -> np.ndarray:
+        """The type code of every slot of the padded entity matrix (-1 in padding)."""
+        key = snap.snapshot_id if snap is not None else ""
+        base = self._entity_types.get(key)
+        if base is None:
+            types = [_TYPE_CODE[snap.entity(i).type] for i in range(snap.entity_count)] if snap is not None else []
+            base = np.array(types, dtype=np.int8)
+            self._entity_types = {key: base}  # keep only the current snapshot's
+        local = np.array([_TYPE_CODE[e.type] for e in resolved.local_entities], dtype=np.int8)
+        # Padding (-1) indexes the trailing -1.
+        return np.concatenate([base, local, np.full(1, -1, dtype=np.int8)])[resolved.ids]
+
     def _type_weights(self, snap: SnapshotView | None, resolved: _Resolved) -> np.ndarray:
         """The type weight of every slot of the padded entity matrix (1 in padding)."""
-        key = snap.snapshot_id if snap is not None else ""
-        base = self._entity_weights.get(key)
-        if base is None:
-            types = [snap.entity(i).type.value for i in range(snap.entity_count)] if snap is not None else []
-            base = np.array([self.aggregator.weights.of_type(t) for t in types], dtype=np.float32)
-            self._entity_weights = {key: base}  # keep only the current snapshot's
-        local = [self.aggregator.weights.of_type(e.type.value) for e in resolved.local_entities]
-        # Padding (-1) indexes the trailing 1.0.
-        table = np.concatenate([base, np.array(local, dtype=np.float32), np.ones(1, dtype=np.float32)])
-        return table[resolved.ids]
+        return self._weight_of_type[self._slot_types(snap, resolved)]
 
     def _similarity(
         self,
@@ -482,49 +610,55 @@ class RelevanceEngine:
         sources[valid] = np.where(np.isnan(found), _PRIOR, _CACHED)
         return scores, sources, int(np.count_nonzero(~np.isnan(found)))
 
-    def _fill_misses(
-        self,
-        query: str,
-        snap: SnapshotView | None,
-        resolved: _Resolved,
-        scores: np.ndarray,
-        sources: np.ndarray,
-        deadline: float,
-        result: ScoreResult,
-    ) -> dict[int, str]:
-        """Score missed entities live; those not scored get the prior. Returns notes by entity id."""
-        missing = np.isnan(scores)
-        if not missing.any():
-            return {}
-        miss_ids = np.unique(resolved.ids[missing])
-        result.cache_misses = int(missing.sum())
-        entities = [self._entity(snap, resolved, int(i)) for i in miss_ids]
+    def _fill_misses(self, snap: SnapshotView | None, pending: list[_Pending], deadline: float) -> list[dict[int, str]]:
+        """Score every group's missed entities live, in one submission; those not scored get the prior.
+
+        Returns each group's notes by entity id.
+        """
         cap = self.settings.server.max_live_pairs_per_request
-        values = np.full(len(miss_ids), self.settings.logic.prior, dtype=np.float32)
-        scored = np.zeros(len(miss_ids), dtype=bool)
-        notes: dict[int, str] = {}
-        futures = self._batcher.submit([(query, e.render()) for e in entities[:cap]], deadline)
+        pairs: list[tuple[str, str]] = []
+        # Per group with misses: its missing slots, distinct missed ids, their entities and where its pairs start.
+        plans: list[tuple[_Pending, np.ndarray, np.ndarray, list[Entity], int]] = []
+        for p in pending:
+            missing = np.isnan(p.scores)
+            if not missing.any():
+                continue
+            miss_ids = np.unique(p.resolved.ids[missing])
+            p.result.cache_misses = int(missing.sum())
+            entities = [self._entity(snap, p.resolved, int(i)) for i in miss_ids]
+            plans.append((p, missing, miss_ids, entities, len(pairs)))
+            pairs += [(p.result.normalized_query, e.render()) for e in entities[:cap]]
+        if not plans:
+            return [{} for _ in pending]
+        futures = self._batcher.submit(pairs, deadline)
         # Logged only once admitted: a shed request leaves no trace for the nightly.
         if self._miss_log is not None:
-            self._miss_log.record(query, entities, result.query_cached)
+            for p, _, _, entities, _ in plans:
+                self._miss_log.record(p.result.normalized_query, entities, p.result.query_cached)
         wait(futures, timeout=max(0.0, deadline - time.monotonic()))
-        for k, future in enumerate(futures):
-            if not future.done():
-                notes[int(miss_ids[k])] = "not scored within the request deadline"
-            elif future.exception() is not None:
-                notes[int(miss_ids[k])] = f"live scoring failed: {future.exception()}"
-            else:
-                values[k] = future.result()
-                scored[k] = True
-        for k in range(len(futures), len(miss_ids)):
-            notes[int(miss_ids[k])] = f"over the live cap of {cap} pairs per request"
-        # Map each missing slot to its position in miss_ids.
-        slot = np.searchsorted(miss_ids, resolved.ids[missing])
-        scores[missing] = values[slot]
-        sources[missing] = np.where(scored[slot], _LIVE, _PRIOR)
-        result.live_scored_pairs = int(scored.sum())
-        result.prior_pairs = len(miss_ids) - result.live_scored_pairs
-        return notes
+        notes_of: dict[int, dict[int, str]] = {}
+        for p, missing, miss_ids, _, start in plans:
+            notes_of[id(p)] = notes = {}
+            values = np.full(len(miss_ids), self.settings.logic.prior, dtype=np.float32)
+            scored = np.zeros(len(miss_ids), dtype=bool)
+            mine = futures[start : start + min(cap, len(miss_ids))]
+            for k, future in enumerate(mine):
+                if not future.done():
+                    notes[int(miss_ids[k])] = "not scored within the request deadline"
+                elif future.exception() is not None:
+                    notes[int(miss_ids[k])] = f"live scoring failed: {future.exception()}"
+                else:
+                    values[k] = future.result()
+                    scored[k] = True
+            for k in range(len(mine), len(miss_ids)):
+                notes[int(miss_ids[k])] = f"over the live cap of {cap} pairs per request"
+            # Map each missing slot to its position in miss_ids.
+            slot = np.searchsorted(miss_ids, p.resolved.ids[missing])
+            p.scores[missing] = values[slot]
+            p.sources[missing] = np.where(scored[slot], _LIVE, _PRIOR)
+            p.result.live_scored_pairs = int(scored.sum())
+            p.result.prior_pairs = len(miss_ids) - p.result.live_scored_pairs
+        return [notes_of.get(id(p), {}) for p in pending]
 
     @staticmethod
     def _entity(snap: SnapshotView | None, resolved: _Resolved, entity_id: int) -> Entity:
@@ -544,18 +678,9 @@ class RelevanceEngine:
         return codes
 
     def _results(
-        self,
-        snap: SnapshotView | None,
-        resolved: _Resolved,
-        scores: np.ndarray,
-        sources: np.ndarray,
-        aggregate: Aggregate,
-        similarity: _Similarity,
-        result: ScoreResult,
-        notes: dict[int, str],
-        items: Sequence[ItemRequest],
-        explain: bool,
+        self, snap: SnapshotView | None, p: _Pending, aggregate: Aggregate, similarity: _Similarity, notes: dict[int, str]
     ) -> list[ItemResult]:
+        resolved, scores, sources, result, items, explain = p.resolved, p.scores, p.sources, p.result, p.items, p.explain
         code_array = self._statuses(resolved, sources, aggregate)
         weight = result.similarity_weight
         blended = (1.0 - weight) * aggregate.scores + weight * similarity.values
@@ -598,6 +723,7 @@ class RelevanceEngine:
                         covers=covers[i] == j,
                         weight=weight_rows[i][j],
                         note=notes.get(ids[i][j], ""),
+                        reason=p.reasons.get(ids[i][j], ""),
                     )
                     for j in range(counts[i])
                 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import grpc
 
@@ -11,11 +13,21 @@ from entrel.cache import SnapshotError
 from entrel.catalog import CatalogItem
 from entrel.errors import EntrelError
 from entrel.logs import LogThrottle
+from entrel.overrides import InvalidOverride, OverrideNotFound
 from entrel.service import metrics
 from entrel.service.access import PermissionDenied, Unauthenticated
 from entrel.service.batcher import DeadlineExceeded, Overloaded
 from entrel.service.decoding import Undecodable, lenient_decoder
-from entrel.service.engine import InvalidRequest, ItemRequest, ItemStatus, RelevanceEngine, Role, ScoreResult, Source
+from entrel.service.engine import (
+    Group,
+    InvalidRequest,
+    ItemRequest,
+    ItemStatus,
+    RelevanceEngine,
+    Role,
+    ScoreResult,
+    Source,
+)
 from entrel.service.stats import ServingStats
 from entrel.v1 import relevance_pb2 as pb
 from entrel.v1 import relevance_pb2_grpc as pb_grpc
@@ -31,6 +43,8 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Relevance"].full_name
 STATUS_OF_ERROR: dict[type[BaseException], grpc.StatusCode] = {
     EntrelError: grpc.StatusCode.INTERNAL,
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    InvalidOverride: grpc.StatusCode.INVALID_ARGUMENT,
+    OverrideNotFound: grpc.StatusCode.NOT_FOUND,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
@@ -59,7 +73,13 @@ _ROLE = {
     Role.NEUTRAL: pb.ENTITY_ROLE_NEUTRAL,
     Role.CONTRADICTS: pb.ENTITY_ROLE_CONTRADICTS,
 }
-_SOURCE = {Source.CACHED: pb.SCORE_SOURCE_CACHED, Source.LIVE: pb.SCORE_SOURCE_LIVE, Source.PRIOR: pb.SCORE_SOURCE_PRIOR}
+_SOURCE = {
+    Source.CACHED: pb.SCORE_SOURCE_CACHED,
+    Source.LIVE: pb.SCORE_SOURCE_LIVE,
+    Source.PRIOR: pb.SCORE_SOURCE_PRIOR,
+    Source.OVERRIDE: pb.SCORE_SOURCE_OVERRIDE,
+}
+_Response = TypeVar("_Response")
 
 
 def _answer_by(remaining_s: float) -> float:
@@ -69,7 +89,12 @@ def _answer_by(remaining_s: float) -> float:
     return time.monotonic() + max(0.0, remaining_s - margin)
 
 
-def _item_request(index: int, ref: pb.ItemRef) -> ItemRequest:
+def _item_requests(refs: Sequence[pb.ItemRef], where: str = "") -> list[ItemRequest]:
+    """The engine's item requests; InvalidRequest naming `<where>items[i]` for a ref with nothing set."""
+    return [_item_request(i, ref, where) for i, ref in enumerate(refs)]
+
+
+def _item_request(index: int, ref: pb.ItemRef, where: str) -> ItemRequest:
     kind = ref.WhichOneof("ref")
     if kind == "item_id":
         return ItemRequest(ref.item_id)
@@ -88,7 +113,7 @@ def _item_request(index: int, ref: pb.ItemRef) -> ItemRequest:
                 attributes=dict(item.attributes),
             ),
         )
-    raise InvalidRequest(f"items[{index}] has neither item_id nor inline set")
+    raise InvalidRequest(f"{where}items[{index}] has neither item_id nor inline set")
 
 
 def to_response(result: ScoreResult) -> pb.ScoreItemsResponse:
@@ -117,6 +142,7 @@ def to_response(result: ScoreResult) -> pb.ScoreItemsResponse:
                 role=_ROLE[e.role],
                 covers=e.covers,
                 weight=e.weight,
+                override_reason=e.reason,
             )
     t = result.timings_ms
     response.metadata.CopyFrom(
@@ -149,41 +175,83 @@ class RelevanceServicer(pb_grpc.RelevanceServicer):
         self.stats = stats if stats is not None else ServingStats()
         self._bad_requests = LogThrottle(log, engine.settings.server.bad_request_log_interval_s)
 
-    def ScoreItems(self, request: pb.ScoreItemsRequest | Undecodable, context: grpc.ServicerContext) -> pb.ScoreItemsResponse:
+    def _answer(
+        self,
+        name: str,
+        request: object,
+        context: grpc.ServicerContext,
+        work: Callable[[float | None], tuple[_Response, list[ScoreResult]]],
+    ) -> _Response:
+        """Run one scoring call: its deadline, error mapping, counters and metrics, alike for every method."""
         started = time.perf_counter()
         code = grpc.StatusCode.OK
-        result: ScoreResult | None = None
+        results: list[ScoreResult] = []
         try:
             if isinstance(request, Undecodable):
                 raise InvalidRequest(request.reason)
-            # Checked before building the item list, so a huge request is refused cheaply (and only here).
-            valid = self.engine.validate(request.query, len(request.items))
-            items = [_item_request(i, ref) for i, ref in enumerate(request.items)]
             remaining = context.time_remaining()
-            deadline = None if remaining is None else _answer_by(remaining)
-            result = self.engine.score(valid, items, explain=request.explain, deadline=deadline)
-            return to_response(result)
+            response, results = work(None if remaining is None else _answer_by(remaining))
+            return response
         except Exception as exc:
             code = status_of(exc)
             if code == grpc.StatusCode.INTERNAL:
-                query = request.query[:200] if isinstance(request, pb.ScoreItemsRequest) else ""
-                log.exception("ScoreItems failed", extra={"query": query})
+                log.exception("scoring call failed", extra={"method": name, "query": _first_query(request)})
                 context.abort(code, "internal error while scoring; see the server log")
             if code == grpc.StatusCode.INVALID_ARGUMENT:
                 self._bad_requests.warning(type(request).__name__, "bad request refused", error=str(exc)[:300])
             context.abort(code, str(exc))
         finally:
-            self.stats.record(*((result.cache_hits, result.cache_misses) if result is not None else (0, 0)))
+            self.stats.record(sum(r.cache_hits for r in results), sum(r.cache_misses for r in results))
             metrics.REQUESTS.labels(code.name).inc()
             metrics.REQUEST_SECONDS.observe(time.perf_counter() - started)
+
+    def ScoreItems(self, request: pb.ScoreItemsRequest | Undecodable, context: grpc.ServicerContext) -> pb.ScoreItemsResponse:
+        def work(deadline: float | None) -> tuple[pb.ScoreItemsResponse, list[ScoreResult]]:
+            assert isinstance(request, pb.ScoreItemsRequest)
+            # Checked before building the item list, so a huge request is refused cheaply (and only here).
+            valid = self.engine.validate(request.query, len(request.items))
+            result = self.engine.score(valid, _item_requests(request.items), explain=request.explain, deadline=deadline)
+            return to_response(result), [result]
+
+        return self._answer("ScoreItems", request, context, work)
+
+    def ScoreBatch(self, request: pb.ScoreBatchRequest | Undecodable, context: grpc.ServicerContext) -> pb.ScoreBatchResponse:
+        def work(deadline: float | None) -> tuple[pb.ScoreBatchResponse, list[ScoreResult]]:
+            assert isinstance(request, pb.ScoreBatchRequest)
+            # Limits first (group count, items, each query), before any item list is built.
+            valid = self.engine.validate_batch([(g.query, len(g.items)) for g in request.groups])
+            groups = [
+                Group(v, _item_requests(g.items, f"groups[{k}]."), g.explain)
+                for k, (v, g) in enumerate(zip(valid, request.groups, strict=True))
+            ]
+            results = self.engine.score_batch(groups, deadline=deadline)
+            return pb.ScoreBatchResponse(groups=[to_response(r) for r in results]), results
+
+        return self._answer("ScoreBatch", request, context, work)
+
+
+def _first_query(request: object) -> str:
+    """The (first) query of a request, cut short, for the log of an internal error."""
+    if isinstance(request, pb.ScoreItemsRequest):
+        return request.query[:200]
+    if isinstance(request, pb.ScoreBatchRequest) and request.groups:
+        return request.groups[0].query[:200]
+    return ""
 
 
 def add_to_server(servicer: RelevanceServicer, server: grpc.Server) -> None:
     """Register `servicer` like the generated helper does, but with a decoder
     that turns an undecodable body into INVALID_ARGUMENT instead of INTERNAL."""
-    handler = grpc.unary_unary_rpc_method_handler(
-        servicer.ScoreItems,
-        request_deserializer=lenient_decoder(pb.ScoreItemsRequest),
-        response_serializer=pb.ScoreItemsResponse.SerializeToString,
-    )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, {"ScoreItems": handler}),))
+    handlers: dict[str, grpc.RpcMethodHandler] = {
+        "ScoreItems": grpc.unary_unary_rpc_method_handler(
+            servicer.ScoreItems,
+            request_deserializer=lenient_decoder(pb.ScoreItemsRequest),
+            response_serializer=pb.ScoreItemsResponse.SerializeToString,
+        ),
+        "ScoreBatch": grpc.unary_unary_rpc_method_handler(
+            servicer.ScoreBatch,
+            request_deserializer=lenient_decoder(pb.ScoreBatchRequest),
+            response_serializer=pb.ScoreBatchResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))

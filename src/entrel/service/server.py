@@ -1,4 +1,4 @@
-"""Assembles and runs the gRPC server: model, snapshot watcher, batcher, health, reflection, admin, TLS and tokens."""
+"""Assembles and runs the gRPC server: model, snapshot watcher, batcher, overrides, health, reflection, admin, TLS and tokens."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ from grpc_reflection.v1alpha import reflection
 from entrel.cache import SnapshotReader, SnapshotStore
 from entrel.cache.misslog import MissLogWriter
 from entrel.config import Settings
+from entrel.overrides import OverrideStore, OverrideTable
 from entrel.scoring import CrossEncoderScorer, Scorer, TakingTurns, TextEncoder
 from entrel.service import metrics
 from entrel.service.access import AccessPolicy, Tokens
 from entrel.service.admin import ADMIN_SERVICE_NAME, AdminServicer
-from entrel.service.auth import BearerTokenInterceptor
+from entrel.service.auth import BearerTokenInterceptor, authorization_of
 from entrel.service.batcher import MicroBatcher
 from entrel.service.engine import RelevanceEngine
 from entrel.service.grpc_service import SERVICE_NAME, RelevanceServicer, add_to_server
@@ -57,7 +58,8 @@ class RelevanceServer:
         self.settings = settings
         cfg = settings.server
         # Tokens and certificates are read first: a missing file stops start-up with one line, before any thread starts.
-        interceptor = BearerTokenInterceptor(AccessPolicy(Tokens.from_settings(settings.auth)), cfg.bad_request_log_interval_s)
+        policy = AccessPolicy(Tokens.from_settings(settings.auth))
+        interceptor = BearerTokenInterceptor(policy, cfg.bad_request_log_interval_s)
         credentials = server_credentials(settings.tls)
         self.scorer = scorer if scorer is not None else CrossEncoderScorer(settings.model)
         # The cross-encoder and the similarity encoder take turns on the CPU (see TextEncoder).
@@ -89,7 +91,12 @@ class RelevanceServer:
             if settings.similarity.weight > 0
             else None
         )
-        self.engine = RelevanceEngine(settings, self.scorer.fingerprint, self.watcher, self.batcher, self.miss_log, self.encoder)
+        self.overrides = OverrideTable(
+            OverrideStore.open(settings.overrides_dir, settings.overrides.map_size_mb), settings.overrides.poll_interval_s
+        )
+        self.engine = RelevanceEngine(
+            settings, self.scorer.fingerprint, self.watcher, self.batcher, self.miss_log, self.encoder, self.overrides
+        )
         self.stats = ServingStats()
         options = [("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", cfg.max_request_bytes)]
         self._server = grpc.server(
@@ -104,6 +111,9 @@ class RelevanceServer:
             self.stats,
             queue_depth=self.batcher.pending,
             serving=lambda: self.watcher.current() is not None and not self._stopping.is_set(),
+            overrides=self.overrides,
+            principal=lambda context: policy.principal(authorization_of(context.invocation_metadata())),
+            max_query_chars=cfg.max_query_chars,
         )
         # The admin service on its own port has its own threads: it answers while scoring is saturated.
         self._admin_server = (

@@ -1,0 +1,112 @@
+"""Cached-call latency with 10,000 overrides in force against none.
+
+The engine runs in this process over the benchmark's snapshot (no gRPC, so
+the figure is the engine's own cost, where overrides are applied), once
+with an empty override store and once with a full one; rounds alternate.
+The full store holds overrides of the requested queries' own entities (so
+they are applied, not just looked up), a `*` layer every request meets,
+and the rest on queries never requested.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from entrel.bench.stats import percentiles
+from entrel.bench.workload import BenchRequest
+from entrel.cache import SnapshotReader
+from entrel.config import Settings
+from entrel.overrides import ANY_QUERY, Override, OverrideKey, OverrideStore, OverrideTable, make_override
+from entrel.scoring import Scorer
+from entrel.service.batcher import MicroBatcher
+from entrel.service.engine import ItemRequest, RelevanceEngine, Source
+from entrel.text import normalize
+
+__all__ = ["compare"]
+
+# Overrides every request meets (the `*` layer), and per requested query.
+_STAR = 100
+_PER_QUERY = 10
+
+
+class _Fixed:
+    """A SnapshotSource serving one snapshot."""
+
+    def __init__(self, snapshot: SnapshotReader) -> None:
+        self.snapshot = snapshot
+
+    def current(self) -> SnapshotReader:
+        return self.snapshot
+
+
+def _overrides(snapshot: SnapshotReader, requests: Sequence[BenchRequest], count: int) -> Iterator[Override]:
+    rng = random.Random(0)
+
+    def one(query: str, entity_id: int) -> Override:
+        entity = snapshot.entity(entity_id)
+        return make_override(OverrideKey(query, entity.type, entity.text), rng.random(), "benchmark", "bench")
+
+    made = 0
+    for _ in range(_STAR):
+        yield one(ANY_QUERY, rng.randrange(snapshot.entity_count))
+    made += _STAR
+    for r in requests:
+        ids, _ = snapshot.item_entity_ids(snapshot.item_positions(list(r.item_ids)))
+        for entity_id in np.unique(ids[ids >= 0])[:_PER_QUERY].tolist():
+            yield one(normalize(r.query), entity_id)
+            made += 1
+    for k in range(count - made):
+        yield one(f"benchmark query {k}", rng.randrange(snapshot.entity_count))
+
+
+def compare(
+    settings: Settings, snapshot: SnapshotReader, scorer: Scorer, requests: Sequence[BenchRequest], count: int, rounds: int
+) -> dict[str, Any]:
+    """Median engine milliseconds per cached request with `count` overrides in force and with none."""
+    poll = settings.overrides.poll_interval_s
+    batcher = MicroBatcher(scorer, 128, settings.server.batch_wait_ms / 1000, settings.server.queue_capacity_pairs)
+    with tempfile.TemporaryDirectory(prefix="entrel-bench-overrides-") as folder:
+        full = OverrideStore.open(Path(folder) / "full")
+        stored = full.put_all(_overrides(snapshot, requests, count))
+        engines = {
+            "none": RelevanceEngine(
+                settings,
+                scorer.fingerprint,
+                _Fixed(snapshot),
+                batcher,
+                overrides=OverrideTable(OverrideStore.open(Path(folder) / "empty"), poll),
+            ),
+            "full": RelevanceEngine(settings, scorer.fingerprint, _Fixed(snapshot), batcher, overrides=OverrideTable(full, poll)),
+        }
+        calls = [(r.query, [ItemRequest(i) for i in r.item_ids]) for r in requests]
+        for engine in engines.values():  # warm: per-snapshot tables, each layer resolved once
+            for query, items in calls:
+                engine.score(query, items)
+        # How many (item, entity) slots the full store actually changes per round of requests.
+        explained = [engines["full"].score(query, items, explain=True) for query, items in calls]
+        overridden = sum(e.source == Source.OVERRIDE for r in explained for i in r.items for e in i.entities or ())
+        samples: dict[str, list[float]] = {name: [] for name in engines}
+        for k in range(rounds):
+            for name in list(engines) if k % 2 == 0 else list(engines)[::-1]:
+                for query, items in calls:
+                    started = time.perf_counter()
+                    engines[name].score(query, items)
+                    samples[name].append((time.perf_counter() - started) * 1000)
+    batcher.close()
+    none_p50, full_p50 = float(np.median(samples["none"])), float(np.median(samples["full"]))
+    return {
+        "overrides": stored,
+        "requests": len(calls),
+        "rounds": rounds,
+        "entities_overridden_per_round": overridden,
+        "no_overrides_ms": percentiles(samples["none"]),
+        "with_overrides_ms": percentiles(samples["full"]),
+        "median_ratio_with_over_none": round(full_p50 / none_p50, 3) if none_p50 else None,
+    }
