@@ -22,6 +22,9 @@ compatibility (:mod:`entrel.logic`). Its recipe is
   model's entity scores there (it never saw their labels), aggregated with
   the chosen weights, blended with the bi-encoder's cosine; each fold's
   weight is fitted on the other four, and the one fitted on all is served.
+  So is its encoder: zero-shot, or fine-tuned on the training labels
+  (:mod:`entrel.offline.methods.similarity_encoder`), the latter only when
+  its held-out gain exceeds one standard error across folds.
   Cached in ``<models>/entrel-esci-similarity.json``.
 * **The row** goes through the product's own path for every seed: the
   ESCI catalog written as an entrel JSONL catalog, the test queries as its
@@ -264,9 +267,10 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
     configured one zero-shot, and the same fine-tuned on the other folds'
     labels (out-of-fold cosines, :mod:`entrel.offline.methods.similarity_encoder`).
     For each, every fold's weight is the best on the other four folds and is
-    measured on the held fold; the encoder with the better held-out mean is
-    served, with the weight best on all training queries. A quick run keeps
-    the configured encoder and weight.
+    measured on the held fold. Fine-tuning is served only when its held-out
+    gain exceeds its noise across folds (one standard error of the per-fold
+    gains; else the simpler zero-shot encoder), with the weight best on all
+    training queries. A quick run keeps the configured encoder and weight.
     """
     if ctx.quick:
         return {"weight": ctx.settings.similarity.weight, "encoder": _ZERO_SHOT, "rule": "quick run: the configured weight"}
@@ -292,14 +296,25 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
     }
     folds = kfold(ctx.split.train, _FOLDS, _seed(ctx, 0))
     encoders = {name: _weight_by_kfold(ctx, entity, cosine, folds) for name, cosine in cosines.items()}
-    chosen = max(encoders, key=lambda name: encoders[name]["mean_held_ndcg@10"])
+    gains = [
+        tuned["held_ndcg@10"] - plain["held_ndcg@10"]
+        for tuned, plain in zip(encoders[_FINE_TUNED]["folds"], encoders[_ZERO_SHOT]["folds"], strict=True)
+    ]
+    gain, standard_error = float(np.mean(gains)), float(np.std(gains, ddof=1) / np.sqrt(len(gains)))
+    chosen = _FINE_TUNED if gain > standard_error else _ZERO_SHOT
     choice = {
         "config": config,
         "rule": f"{_FOLDS}-fold by query over the training queries: per encoder, each fold's weight is the best "
-        "mean nDCG@10 on the other folds, measured on the held fold; served: the encoder with the better held-out "
-        "mean, with the weight best on all training queries",
+        "mean nDCG@10 on the other folds, measured on the held fold; the fine-tuned encoder is served only when "
+        "its mean held-out gain over zero-shot exceeds one standard error of the per-fold gains (else the "
+        "simpler zero-shot one), with the weight best on all training queries",
         "encoder": chosen,
         "weight": encoders[chosen]["weight"],
+        "fine_tuned_gain": {
+            "mean": round(gain, 4),
+            "standard_error": round(standard_error, 4),
+            "per_fold": [round(g, 4) for g in gains],
+        },
         "encoders": encoders,
     }
     path.write_text(json.dumps(choice, indent=2) + "\n", encoding="utf-8")
