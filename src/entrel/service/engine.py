@@ -687,7 +687,8 @@ class RelevanceEngine:
         blended = np.where(similarity.unscored, aggregate.scores, blended)
         # Not judged: below any real match, so a client sorting by score never prefers it.
         unjudged = np.isin(code_array, (_UNKNOWN, _EMPTY))
-        had_prior = (sources == _PRIOR).any(axis=1).tolist()
+        # Degraded so far only by entities at the prior (_statuses); the similarity may degrade more below.
+        had_prior = (code_array == _DEGRADED).tolist()
         code_array[similarity.unscored & (code_array == _OK)] = _DEGRADED
         item_scores = np.where(unjudged, self.settings.logic.unjudged_score, blended).tolist()
         entity_scores, similarity_list = aggregate.scores.tolist(), similarity.values.tolist()
