@@ -101,7 +101,9 @@ class ModelSettings:
     dtype: str = "auto"
     # none or int8 (dynamic int8 quantisation of Linear layers, CPU only).
     quantize: str = "none"
-    max_length: int = 128
+    # Tokens of a (query, entity) pair: both are short, so 64 holds a long query and
+    # its entity (the ESCI and demo models were trained at 64; 128 crept in by mistake).
+    max_length: int = 64
     # Padded tokens per batch (batch size x longest sequence).
     token_budget: int = 4096
     # Torch intra-op threads; 0 keeps torch's default.
