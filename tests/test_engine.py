@@ -246,3 +246,25 @@ def test_a_batch_past_its_limits_or_with_a_bad_group_is_refused_whole(make_engin
         servicer.ScoreBatch(request, FakeContext())
     assert aborted.value.args[0] == grpc.StatusCode.INVALID_ARGUMENT and "groups[1]" in aborted.value.args[1]
     assert scorer.pairs == [], "nothing scored for a refused batch"
+
+
+EXCLUDING_QUERY = "office chair without wheels"
+EXCLUDING_ITEMS = {
+    **ITEMS,
+    "wheeled": ("Office chair with wheels", ITEMS["red-chair"][1]),
+    "wheel-free": ("Office chair, no wheels", ITEMS["red-chair"][1]),
+}
+EXCLUDING_ROWS = {**ROWS, EXCLUDING_QUERY: ROWS[QUERY]}
+
+
+def test_the_engine_multiplies_an_excluded_items_score_and_says_why(make_engine):
+    engine, _ = make_engine(MemorySnapshot(EXCLUDING_ITEMS, EXCLUDING_ROWS), overrides=["logic.exclusion_penalty=0.4"])
+    result = engine.score(EXCLUDING_QUERY, requests("wheeled", "wheel-free"), explain=False)
+    wheeled, wheel_free = result.items
+    assert result.exclusion_penalty == pytest.approx(0.4)
+    assert (wheeled.excluded, wheel_free.excluded) == ("wheel", "")
+    # Same entities and scores: only the exclusion tells them apart.
+    assert wheel_free.score > 0 and wheeled.score == pytest.approx(0.6 * wheel_free.score)
+    off, _ = make_engine(MemorySnapshot(EXCLUDING_ITEMS, EXCLUDING_ROWS), overrides=["logic.exclusion_penalty=0"])
+    unpenalised = off.score(EXCLUDING_QUERY, requests("wheeled", "wheel-free")).items
+    assert [i.excluded for i in unpenalised] == ["", ""] and unpenalised[0].score == pytest.approx(unpenalised[1].score)

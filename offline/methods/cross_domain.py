@@ -44,18 +44,18 @@ def entrel_cross_domain(ctx: EvalContext) -> MethodResult:
     models = esci_models(ctx.models_dir, ctx.quick)
     first: entity_model.Explained | None = None
     for model_dir in models:
-        weight, encoder = entity_model.saved_similarity(ctx, model_dir)
-        explained, serving_report = entity_model.served(ctx, model_dir, ctx.test_labels, (weight, encoder))
+        serving = entity_model.saved_serving_settings(ctx, model_dir)
+        explained, serving_report = entity_model.served(ctx, model_dir, ctx.test_labels, serving)
         runs.append(explained.item_scores)
         reports.append(
             {
                 "model": str(model_dir),
                 "fingerprint": model_fingerprint(str(model_dir)),
-                "similarity_encoder": encoder,
+                **serving,
                 **serving_report,
             }
         )
         first = first or explained
     assert first is not None
-    info = {"trained_on": "esci-us", "similarity_weight": weight, "served": reports}
+    info = {"trained_on": "esci-us", "served": reports}
     return MethodResult(tuple(runs), info, {"entity_aggregate": first.entity_scores})

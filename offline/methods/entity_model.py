@@ -51,6 +51,7 @@ import numpy as np
 from entrel.catalog import item_text
 from entrel.config import LogicSettings, Settings
 from entrel.errors import EntrelError
+from entrel.logic.exclusion import excluded_terms, violated_exclusion
 from entrel.offline import esci, nightly
 from entrel.offline.evaluate import EvalContext, MethodResult, Scores, method, quality
 from entrel.offline.methods import similarity_encoder
@@ -72,8 +73,8 @@ __all__ = [
     "Explained",
     "entrel_entity_model",
     "esci_model",
-    "saved_similarity",
-    "served_similarity",
+    "saved_serving_settings",
+    "serving_settings",
     "served",
     "similarity_choice",
 ]
@@ -89,6 +90,8 @@ _ZERO_SHOT = "zero-shot"
 _FINE_TUNED = "fine-tuned"
 # Weights of the similarity term tried (1.0: the bi-encoder alone).
 _SIMILARITY_WEIGHTS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
+# Penalties tried for naming what the query excludes (entrel.logic.exclusion); 0: off.
+_EXCLUSION_PENALTIES = (0.0, 0.2, 0.3, 0.5, 0.7, 1.0)
 # Generated queries for pretraining (each gives ~17 query-entity pairs); quick runs use fewer.
 _SYNTHETIC_QUERIES = {False: 1500, True: 300}
 _FOLDS = 5
@@ -117,6 +120,8 @@ class Explained:
     entities: EntityRows
     # The served entity score alone (the item score without the similarity term).
     entity_scores: dict[tuple[str, str], float]
+    # The served similarity (cosine of query and item text, at least 0).
+    similarities: dict[tuple[str, str], float]
 
     def aggregate(self, logic: LogicSettings, without_type: str | None = None) -> Scores:
         """Item scores under other aggregation settings, or without one entity type."""
@@ -273,7 +278,12 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
     training queries. A quick run keeps the configured encoder and weight.
     """
     if ctx.quick:
-        return {"weight": ctx.settings.similarity.weight, "encoder": _ZERO_SHOT, "rule": "quick run: the configured weight"}
+        return {
+            "weight": ctx.settings.similarity.weight,
+            "encoder": _ZERO_SHOT,
+            "exclusion": {"penalty": ctx.settings.logic.exclusion_penalty},
+            "rule": "quick run: the configured weight and penalty",
+        }
     path = ctx.models_dir / _SIMILARITY_FILE
     selection = _selection(ctx)
     config = {
@@ -282,6 +292,7 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
         "weights": list(_SIMILARITY_WEIGHTS),
         "encoder": ctx.settings.similarity.encoder,
         "fine_tuning": repr(similarity_encoder.RECIPE),
+        "exclusion_penalties": list(_EXCLUSION_PENALTIES),
     }
     if path.is_file() and not ctx.retrain:
         saved = json.loads(path.read_text(encoding="utf-8"))
@@ -295,6 +306,10 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
         _FINE_TUNED: similarity_encoder.out_of_fold_cosines(ctx, _FOLDS, _seed(ctx, 0)),
     }
     folds = kfold(ctx.split.train, _FOLDS, _seed(ctx, 0))
+    excluded = {
+        (query, item_id): bool(violated_exclusion(excluded_terms(normalize(query)), ctx.items[item_id].title))
+        for query, item_id in entity
+    }
     encoders = {name: _weight_by_kfold(ctx, entity, cosine, folds) for name, cosine in cosines.items()}
     gains = [
         tuned["held_ndcg@10"] - plain["held_ndcg@10"]
@@ -310,6 +325,7 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
         "simpler zero-shot one), with the weight best on all training queries",
         "encoder": chosen,
         "weight": encoders[chosen]["weight"],
+        "exclusion": _penalty_by_kfold(ctx, _Blend(entity, cosines[chosen], excluded), folds, encoders[chosen]),
         "fine_tuned_gain": {
             "mean": round(gain, 4),
             "standard_error": round(standard_error, 4),
@@ -322,14 +338,31 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
     return choice
 
 
+@dataclass(frozen=True)
+class _Blend:
+    """Out-of-sample parts of the served score of every labelled training pair."""
+
+    entity: Scores
+    cosine: Scores
+    # Whether the item's title names what the query excludes.
+    excluded: Mapping[tuple[str, str], bool]
+
+    def scores(self, weight: float, penalty: float = 0.0) -> Scores:
+        """The served score: the blend of entity score and similarity, less the exclusion penalty."""
+        return {
+            k: ((1 - weight) * e + weight * min(max(self.cosine[k], 0.0), 1.0)) * (1 - penalty * self.excluded.get(k, False))
+            for k, e in self.entity.items()
+        }
+
+
 def _weight_by_kfold(
     ctx: EvalContext, entity: Scores, cosine: Scores, folds: Sequence[tuple[Sequence[str], Sequence[str]]]
 ) -> dict[str, Any]:
     """The blend weight chosen fold by fold (measured on the held fold) and on all training queries."""
+    blend = _Blend(entity, cosine, {})
 
     def value(weight: float, queries: Sequence[str]) -> float:
-        blended = {k: (1 - weight) * entity[k] + weight * min(max(cosine[k], 0.0), 1.0) for k in entity}
-        return quality(ctx.labels_of(queries), blended)["ndcg@10"]
+        return quality(ctx.labels_of(queries), blend.scores(weight))["ndcg@10"]
 
     per_fold = []
     for fit_queries, held in folds:
@@ -349,30 +382,68 @@ def _weight_by_kfold(
     }
 
 
-def served_similarity(ctx: EvalContext, run: int) -> tuple[float, str]:
-    """The similarity weight and encoder to serve seed run `run`'s model with (chosen, and the encoder
-    fine-tuned with the run's seed, when there are none saved)."""
+def _penalty_by_kfold(
+    ctx: EvalContext, blend: _Blend, folds: Sequence[tuple[Sequence[str], Sequence[str]]], weights: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The exclusion penalty chosen fold by fold (each fold's blend weight as chosen there) and on all
+    training queries (the weight served)."""
+
+    def value(weight: float, penalty: float, queries: Sequence[str]) -> float:
+        return quality(ctx.labels_of(queries), blend.scores(weight, penalty))["ndcg@10"]
+
+    per_fold = []
+    for (fit_queries, held), fold in zip(folds, weights["folds"], strict=True):
+        penalty = max(_EXCLUSION_PENALTIES, key=lambda p: value(fold["weight"], p, fit_queries))
+        per_fold.append(
+            {
+                "penalty": penalty,
+                "held_ndcg@10": round(value(fold["weight"], penalty, held), 4),
+                "held_ndcg@10_without": round(value(fold["weight"], 0.0, held), 4),
+            }
+        )
+    excluding = sorted({q for q, i in blend.excluded if blend.excluded[(q, i)]})
+    return {
+        "penalty": max(_EXCLUSION_PENALTIES, key=lambda p: value(weights["weight"], p, ctx.split.train)),
+        "queries_with_excluded_items": len(excluding),
+        "folds": per_fold,
+        **{f"mean_{k}": round(float(np.mean([f[k] for f in per_fold])), 4) for k in per_fold[0] if k != "penalty"},
+    }
+
+
+def serving_settings(ctx: EvalContext, run: int) -> dict[str, str]:
+    """The settings (similarity weight and encoder, exclusion penalty) seed run `run`'s model is served with,
+    as chosen by :func:`similarity_choice` (the encoder fine-tuned with the run's seed when that was chosen
+    and none is saved)."""
     choice = similarity_choice(ctx)
-    if choice["encoder"] != _FINE_TUNED:
-        return float(choice["weight"]), ctx.settings.similarity.encoder
-    return float(choice["weight"]), str(similarity_encoder.esci_encoder(ctx, _seed(ctx, run), _suffix(ctx, run)))
+    encoder = ctx.settings.similarity.encoder
+    if choice["encoder"] == _FINE_TUNED:
+        encoder = str(similarity_encoder.esci_encoder(ctx, _seed(ctx, run), _suffix(ctx, run)))
+    return _serving(choice, encoder)
 
 
-def saved_similarity(ctx: EvalContext, model_dir: Path) -> tuple[float, str]:
-    """The similarity weight and encoder the ESCI run chose, for serving its model at `model_dir` elsewhere
-    (a fine-tuned encoder is the one trained with that model's seed); the configured ones in a quick run."""
+def saved_serving_settings(ctx: EvalContext, model_dir: Path) -> dict[str, str]:
+    """The settings the ESCI run chose, for serving its model at `model_dir` elsewhere (a fine-tuned encoder
+    is the one trained with that model's seed); the configured ones in a quick run."""
     if ctx.quick:
-        return ctx.settings.similarity.weight, ctx.settings.similarity.encoder
+        return _serving(similarity_choice(ctx), ctx.settings.similarity.encoder)
     path = ctx.models_dir / _SIMILARITY_FILE
     if not path.is_file():
         raise EntrelError(f"no similarity term chosen at {path}: run `entrel eval --methods entrel` on ESCI first")
     choice = json.loads(path.read_text(encoding="utf-8"))
     if choice.get("encoder") != _FINE_TUNED:
-        return float(choice["weight"]), ctx.settings.similarity.encoder
+        return _serving(choice, ctx.settings.similarity.encoder)
     encoder = ctx.models_dir / (similarity_encoder.ENCODER_DIR + model_dir.name.removeprefix(ESCI_MODEL_DIR))
     if not (encoder / MODEL_INFO_FILE).is_file():
         raise EntrelError(f"no fine-tuned encoder at {encoder}: run `entrel eval --methods entrel` on ESCI first")
-    return float(choice["weight"]), str(encoder)
+    return _serving(choice, str(encoder))
+
+
+def _serving(choice: Mapping[str, Any], encoder: str) -> dict[str, str]:
+    return {
+        "similarity.weight": str(choice["weight"]),
+        "similarity.encoder": encoder,
+        "logic.exclusion_penalty": str(choice["exclusion"]["penalty"]),
+    }
 
 
 def _suffix(ctx: EvalContext, run: int) -> str:
@@ -417,7 +488,7 @@ def served(
     ctx: EvalContext,
     model_dir: Path,
     labels: Sequence[Label],
-    similarity: tuple[float, str],
+    serving_overrides: Mapping[str, str],
     logic: Mapping[str, str] | None = None,
 ) -> tuple[Explained, dict[str, Any]]:
     """Scores of the judged items through nightly snapshot + `entrel serve` + gRPC, with what the cache did.
@@ -436,8 +507,7 @@ def served(
         "nightly.use_miss_log": "false",
         "server.log_misses": "false",
         "server.default_deadline_ms": str(_DEADLINE_MS),
-        "similarity.weight": str(similarity[0]),
-        "similarity.encoder": similarity[1],
+        **serving_overrides,
         **logic,
     }
     settings = ctx.settings.replace(**overrides)
@@ -445,6 +515,7 @@ def served(
     args = [*ctx.config_args, *(f"--set={key}={value}" for key, value in overrides.items())]
     scores: dict[tuple[str, str], float] = {}
     entity_scores: dict[tuple[str, str], float] = {}
+    similarities: dict[tuple[str, str], float] = {}
     entities: dict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]] = {}
     totals = {"cache_hits": 0, "cache_misses": 0, "live_scored_pairs": 0, "prior_pairs": 0}
     started = time.perf_counter()
@@ -457,6 +528,7 @@ def served(
             for item in response.items:
                 scores[(query, item.item_id)] = item.score
                 entity_scores[(query, item.item_id)] = item.entity_score
+                similarities[(query, item.item_id)] = item.similarity
                 entities[(query, item.item_id)] = (
                     tuple(e.type for e in item.entities),
                     np.array([e.score for e in item.entities], dtype=np.float32),
@@ -472,7 +544,7 @@ def served(
         "cache_hit_rate": round(totals["cache_hits"] / looked_up, 4) if looked_up else None,
         **totals,
     }
-    return Explained(scores, entities, entity_scores), serving_report
+    return Explained(scores, entities, entity_scores, similarities), serving_report
 
 
 def _pretraining_config(ctx: EvalContext) -> dict[str, Any]:
@@ -525,7 +597,7 @@ def entrel_entity_model(ctx: EvalContext) -> MethodResult:
     similarity = similarity_choice(ctx)
     for run in range(1 if ctx.quick else _SEEDS):
         directory, info, reused = esci_model(ctx, run)
-        explained, report = served(ctx, directory, ctx.test_labels, served_similarity(ctx, run))
+        explained, report = served(ctx, directory, ctx.test_labels, serving_settings(ctx, run))
         record_metrics(
             directory,
             {"test_served": {k: round(v, 4) for k, v in quality(ctx.test_labels, explained.item_scores).items()}},
@@ -537,7 +609,15 @@ def entrel_entity_model(ctx: EvalContext) -> MethodResult:
     assert first is not None
     overrides = reports[0].get("serve_overrides", {})
     logic = ctx.settings.replace(**overrides).logic
-    variants = {"entity_aggregate": first.entity_scores, **_variants(ctx, first, logic)}
+    weight = float(similarity["weight"])
+    variants = {
+        "entity_aggregate": first.entity_scores,
+        # The served blend with exclusions off (penalty 0).
+        "without_exclusions": {
+            k: (1 - weight) * first.entity_scores[k] + weight * first.similarities[k] for k in first.entity_scores
+        },
+        **_variants(ctx, first, logic),
+    }
     selection = reports[0]["recipe"]["selection"] if not ctx.quick else {}
     if not ctx.quick and reports[0]["recipe"]["chosen"] != CANDIDATES[0].name:
         # The label-free stage alone, with the served weights (scored directly: no snapshot).

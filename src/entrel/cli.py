@@ -192,16 +192,15 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if args.esci:
         from entrel.offline import evaluate
-        from entrel.offline.methods.entity_model import esci_model, served_similarity
+        from entrel.offline.methods.entity_model import esci_model, serving_settings
 
         ctx = evaluate.context(settings, args.data, quick=False, retrain=args.retrain, progress=not args.no_progress)
         directory, info, reused = esci_model(ctx)
         overrides = " ".join(f"--set {k}={v}" for k, v in info["serve_overrides"].items())
-        weight, encoder = served_similarity(ctx, 0)
+        serving = " ".join(f"--set {k}={v}" for k, v in serving_settings(ctx, 0).items())
         print(
             f"model {directory} fingerprint {info['fingerprint']} {'reused' if reused else 'trained'} "
-            f"(recipe {info['recipe']['chosen']}); serve it with: {overrides} "
-            f"--set similarity.weight={weight} --set similarity.encoder={encoder}"
+            f"(recipe {info['recipe']['chosen']}); serve it with: {overrides} {serving}"
         )
         return 0
     from entrel.offline import train

@@ -145,6 +145,10 @@ class LogicSettings:
     match_threshold: float = 0.5
     # Entity scores within 0.5 +- this band are explained as neutral.
     neutral_band: float = 0.15
+    # An item whose title names what the query excludes ("without straw") keeps
+    # 1 - this of its score (entrel.logic.exclusion); 0 turns exclusions off.
+    # Chosen by 5-fold cross-validation over the ESCI training queries (README, "Quality").
+    exclusion_penalty: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -471,6 +475,7 @@ def _validate(s: Settings) -> None:
         (s.logic.coverage_weight >= 0.0, "logic.coverage_weight must be >= 0"),
         (min(vars(s.logic.type_weights).values()) >= 0.0, "logic.type_weights must be >= 0"),
         (0.0 <= s.logic.neutral_band < 0.5, "logic.neutral_band must be within [0, 0.5)"),
+        (0.0 <= s.logic.exclusion_penalty <= 1.0, "logic.exclusion_penalty must be within [0, 1]"),
         (0.0 <= s.similarity.weight <= 1.0, "similarity.weight must be within [0, 1]"),
         (
             s.similarity.batch_size > 0 and s.similarity.max_length >= 8 and s.similarity.query_cache_size >= 0,

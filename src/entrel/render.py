@@ -48,15 +48,19 @@ def _metadata_line(meta: pb.ResponseMetadata) -> str:
     )
 
 
-def _score_formula(item: pb.ItemScore, weight: float) -> str:
+def _score_formula(item: pb.ItemScore, meta: pb.ResponseMetadata) -> str:
     """E.g. "0.15 × entities 0.412 + 0.85 × similarity 0.631", or the entity score alone when the weight is 0;
     an item that could not be judged says so (its score is the configured `logic.unjudged_score`)."""
     if item.status in (pb.ITEM_STATUS_UNKNOWN_ITEM, pb.ITEM_STATUS_NO_ENTITIES):
         return "not judged (logic.unjudged_score)"
     entities = f"T(coverage {item.coverage:.3f}, compatibility {item.compatibility:.3f})"
-    if not weight:
-        return entities
-    return f"{1 - weight:.2f} × entities {item.entity_score:.3f} + {weight:.2f} × similarity {item.similarity:.3f}; entities = {entities}"
+    weight = meta.similarity_weight
+    formula = entities
+    if weight:
+        formula = f"{1 - weight:.2f} × entities {item.entity_score:.3f} + {weight:.2f} × similarity {item.similarity:.3f}"
+    if item.excluded:
+        formula = f"({formula}) × {1 - meta.exclusion_penalty:.2f}: names '{item.excluded}', which the query excludes"
+    return f"{formula}; entities = {entities}" if weight else formula
 
 
 def render_ranking(query: str, response: pb.ScoreItemsResponse, limit: int | None = None) -> str:
@@ -67,7 +71,7 @@ def render_ranking(query: str, response: pb.ScoreItemsResponse, limit: int | Non
         status = "" if item.status == pb.ITEM_STATUS_OK else f"  [{_STATUS.get(item.status, '?')}: {item.message}]"
         lines.append(f"{rank:>3}. {item.score:.3f}  {item.item_id}  {item.title[:70]}{status}")
         if item.entities:
-            lines.append(f"       {_score_formula(item, response.metadata.similarity_weight)}")
+            lines.append(f"       {_score_formula(item, response.metadata)}")
             lines.append(f"       {_entity_line(item)}")
     return "\n".join(lines)
 
@@ -77,7 +81,7 @@ def render_explanation(query: str, response: pb.ScoreItemsResponse) -> str:
     blocks = [_metadata_line(response.metadata)]
     for item in response.items:
         blocks.append(
-            f"\n{item.item_id}  score {item.score:.3f} = {_score_formula(item, response.metadata.similarity_weight)}  "
+            f"\n{item.item_id}  score {item.score:.3f} = {_score_formula(item, response.metadata)}  "
             f'[{_STATUS.get(item.status, "?")}]  "{item.title}"\n'
             f'query: "{query}"' + (f"\n{item.message}" if item.message else "")
         )

@@ -39,6 +39,7 @@ from entrel.catalog.extractor import EntityExtractor, Vocabulary
 from entrel.config import Settings
 from entrel.errors import EntrelError
 from entrel.logic import NEUTRAL, Aggregate, Aggregator
+from entrel.logic.exclusion import excluded_terms, violated_exclusion
 from entrel.overrides import OverrideTable, QueryOverrides
 from entrel.scoring import TextEncoder, similarities
 from entrel.service import metrics
@@ -168,9 +169,12 @@ class ItemResult:
     # The two halves of the entity score (see entrel.logic).
     coverage: float = 0.0
     compatibility: float = 1.0
-    # score = (1 - w) * entity_score + w * similarity (w: ScoreResult.similarity_weight).
+    # score = (1 - w) * entity_score + w * similarity (w: ScoreResult.similarity_weight),
+    # times 1 - ScoreResult.exclusion_penalty when the title names what the query excludes.
     entity_score: float = 0.0
     similarity: float = 0.0
+    # The excluded term ("without X") the item's title names; "" when none.
+    excluded: str = ""
 
 
 @dataclass
@@ -189,6 +193,8 @@ class ScoreResult:
     # 0 when the term is off or the snapshot holds no item vectors.
     similarity_weight: float = 0.0
     query_vector_cached: bool = False
+    # What an item loses for naming a term the query excludes (entrel.logic.exclusion).
+    exclusion_penalty: float = 0.0
 
 
 @dataclass
@@ -362,7 +368,8 @@ class RelevanceEngine:
         for group in groups:
             assert isinstance(group.query, ValidQuery), "validated by score or score_batch"
             normalized = group.query.normalized
-            resolved = self._resolve(snap, group.items, group.explain, deadline)
+            excludes = bool(self.settings.logic.exclusion_penalty and excluded_terms(normalized))
+            resolved = self._resolve(snap, group.items, group.explain or excludes, deadline)
             if normalized not in rows:  # one read per distinct query of a batch
                 rows[normalized] = snap.row(normalized) if snap is not None else None
             scores, sources, hits = self._lookup(rows[normalized], resolved.ids)
@@ -378,6 +385,7 @@ class RelevanceEngine:
                 normalized_query=normalized,
                 query_cached=rows[normalized] is not None,
                 cache_hits=hits,
+                exclusion_penalty=self.settings.logic.exclusion_penalty,
             )
             pending.append(_Pending(group.items, group.explain, resolved, scores, sources, result, reasons))
         looked_up = time.perf_counter()
@@ -550,7 +558,9 @@ class RelevanceEngine:
                 self._extract_lock.release()
         return out
 
-    def _resolve(self, snap: SnapshotView | None, items: Sequence[ItemRequest], explain: bool, deadline: float) -> _Resolved:
+    def _resolve(self, snap: SnapshotView | None, items: Sequence[ItemRequest], with_titles: bool, deadline: float) -> _Resolved:
+        """Each item's entity ids (snapshot or freshly extracted), and its title when `with_titles`
+        (explanations show it; exclusions are tested against it)."""
         n = len(items)
         if snap is not None:
             # Inline items are extracted afresh even when their id is in the snapshot.
@@ -584,7 +594,7 @@ class RelevanceEngine:
                 counts[row] = len(entities)
             local = list(local_ids)
         titles = [""] * n
-        if explain:
+        if with_titles:
             titles = snap.titles([r.item_id for r in items]) if snap is not None else titles
             for i, r in enumerate(items):
                 if r.inline is not None:
@@ -685,6 +695,9 @@ class RelevanceEngine:
         weight = result.similarity_weight
         blended = (1.0 - weight) * aggregate.scores + weight * similarity.values
         blended = np.where(similarity.unscored, aggregate.scores, blended)
+        excluded = _excluded(result.normalized_query, resolved.titles, result.exclusion_penalty)
+        if any(excluded):
+            blended = blended * np.where([bool(term) for term in excluded], 1.0 - result.exclusion_penalty, 1.0)
         # Not judged: below any real match, so a client sorting by score never prefers it.
         unjudged = np.isin(code_array, (_UNKNOWN, _EMPTY))
         # Degraded so far only by entities at the prior (_statuses); the similarity may degrade more below.
@@ -740,9 +753,17 @@ class RelevanceEngine:
                     compatibility[i],
                     entity_scores[i],
                     similarity_list[i],
+                    excluded[i],
                 )
             )
         return out
+
+
+def _excluded(normalized_query: str, titles: Sequence[str], penalty: float) -> list[str]:
+    """Per item, the term of the query's exclusions its title names ("" for none; all "" when the query
+    excludes nothing or the penalty is 0)."""
+    terms = excluded_terms(normalized_query) if penalty else ()
+    return [violated_exclusion(terms, title) if terms else "" for title in titles]
 
 
 def _role(score: float, band: float) -> Role:

@@ -129,6 +129,7 @@ def to_response(result: ScoreResult) -> pb.ScoreItemsResponse:
             compatibility=item.compatibility,
             entity_score=item.entity_score,
             similarity=item.similarity,
+            excluded=item.excluded,
         )
         for e in item.entities or ():
             out.entities.add(
@@ -161,6 +162,7 @@ def to_response(result: ScoreResult) -> pb.ScoreItemsResponse:
             aggregate_ms=t.get("aggregate", 0.0),
             total_ms=t.get("total", 0.0),
             similarity_weight=result.similarity_weight,
+            exclusion_penalty=result.exclusion_penalty,
             query_vector_cached=result.query_vector_cached,
         )
     )
