@@ -32,7 +32,14 @@ __all__ = ["run"]
 
 # Cached queries from the log, a paraphrase the log never saw (scored
 # live), and one whose every candidate contradicts it.
-_SHOWN_QUERIES = ("red leather office chair", "womens running shoes size 8", "crimson leather desk seat", "yellow office chair")
+_SHOWN_QUERIES = (
+    "red leather office chair",
+    "womens running shoes size 8",
+    "crimson leather desk seat",
+    "yellow office chair",
+    # An exclusion: the chairs with a headrest keep 1 - logic.exclusion_penalty of their score.
+    "office chair without headrest",
+)
 
 
 def _say(text: str = "") -> None:
@@ -64,6 +71,9 @@ def _show_queries(client: RelevanceClient, candidates: dict[str, list[str]]) -> 
         _say(render_ranking(query, response, limit=4))
         worst = min(response.items, key=lambda i: i.score)
         _say("   lowest: " + render_explanation(query, pb.ScoreItemsResponse(items=[worst])).split("\n", 2)[2].strip())
+        for item in response.items:
+            if item.excluded:
+                _say(f"   excluded: {item.item_id} {item.title[:60]!r} names '{item.excluded}': score {item.score:.3f}")
         _say()
     inline = pb.InlineItem(
         item_id="NEW-1",
