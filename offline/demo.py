@@ -37,7 +37,7 @@ _SHOWN_QUERIES = (
     "womens running shoes size 8",
     "crimson leather desk seat",
     "yellow office chair",
-    # An exclusion: the chairs with a headrest keep 1 - logic.exclusion_penalty of their score.
+    # An exclusion: the chairs with a headrest keep 1 - exclusion.penalty of their score.
     "office chair without headrest",
 )
 

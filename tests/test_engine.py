@@ -258,13 +258,13 @@ EXCLUDING_ROWS = {**ROWS, EXCLUDING_QUERY: ROWS[QUERY]}
 
 
 def test_the_engine_multiplies_an_excluded_items_score_and_says_why(make_engine):
-    engine, _ = make_engine(MemorySnapshot(EXCLUDING_ITEMS, EXCLUDING_ROWS), overrides=["logic.exclusion_penalty=0.4"])
+    engine, _ = make_engine(MemorySnapshot(EXCLUDING_ITEMS, EXCLUDING_ROWS), overrides=["exclusion.penalty=0.4"])
     result = engine.score(EXCLUDING_QUERY, requests("wheeled", "wheel-free"), explain=False)
     wheeled, wheel_free = result.items
     assert result.exclusion_penalty == pytest.approx(0.4)
     assert (wheeled.excluded, wheel_free.excluded) == ("wheel", "")
     # Same entities and scores: only the exclusion tells them apart.
     assert wheel_free.score > 0 and wheeled.score == pytest.approx(0.6 * wheel_free.score)
-    off, _ = make_engine(MemorySnapshot(EXCLUDING_ITEMS, EXCLUDING_ROWS), overrides=["logic.exclusion_penalty=0"])
+    off, _ = make_engine(MemorySnapshot(EXCLUDING_ITEMS, EXCLUDING_ROWS), overrides=["exclusion.penalty=0"])
     unpenalised = off.score(EXCLUDING_QUERY, requests("wheeled", "wheel-free")).items
     assert [i.excluded for i in unpenalised] == ["", ""] and unpenalised[0].score == pytest.approx(unpenalised[1].score)

@@ -281,7 +281,7 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
         return {
             "weight": ctx.settings.similarity.weight,
             "encoder": _ZERO_SHOT,
-            "exclusion": {"penalty": ctx.settings.logic.exclusion_penalty},
+            "exclusion": {"penalty": ctx.settings.exclusion.penalty},
             "rule": "quick run: the configured weight and penalty",
         }
     path = ctx.models_dir / _SIMILARITY_FILE
@@ -442,7 +442,7 @@ def _serving(choice: Mapping[str, Any], encoder: str) -> dict[str, str]:
     return {
         "similarity.weight": str(choice["weight"]),
         "similarity.encoder": encoder,
-        "logic.exclusion_penalty": str(choice["exclusion"]["penalty"]),
+        "exclusion.penalty": str(choice["exclusion"]["penalty"]),
     }
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "CatalogSettings",
     "ClientSettings",
     "ConfigError",
+    "ExclusionSettings",
     "ExtractionSettings",
     "LogicSettings",
     "ModelSettings",
@@ -145,10 +146,6 @@ class LogicSettings:
     match_threshold: float = 0.5
     # Entity scores within 0.5 +- this band are explained as neutral.
     neutral_band: float = 0.15
-    # An item whose title names what the query excludes ("without straw") keeps
-    # 1 - this of its score (entrel.logic.exclusion); 0 turns exclusions off.
-    # Chosen by 5-fold cross-validation over the ESCI training queries (README, "Quality").
-    exclusion_penalty: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -173,6 +170,20 @@ class SimilaritySettings:
     batch_size: int = 64
     # Live-encoded query vectors kept per process.
     query_cache_size: int = 10_000
+
+
+@dataclass(frozen=True)
+class ExclusionSettings:
+    """What a query excludes ("water bottle without straw"): entrel.logic.exclusion.
+
+    Its own section, applied on top of the entity score and the similarity,
+    so choosing it never invalidates what was chosen for the entity model.
+    """
+
+    # An item whose title names what the query excludes keeps 1 - this of its
+    # score; 0 turns exclusions off. Chosen by 5-fold cross-validation over the
+    # ESCI training queries (README, "Quality").
+    penalty: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -340,6 +351,7 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     logic: LogicSettings = field(default_factory=LogicSettings)
     similarity: SimilaritySettings = field(default_factory=SimilaritySettings)
+    exclusion: ExclusionSettings = field(default_factory=ExclusionSettings)
     nightly: NightlySettings = field(default_factory=NightlySettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     overrides: OverrideSettings = field(default_factory=OverrideSettings)
@@ -475,7 +487,7 @@ def _validate(s: Settings) -> None:
         (s.logic.coverage_weight >= 0.0, "logic.coverage_weight must be >= 0"),
         (min(vars(s.logic.type_weights).values()) >= 0.0, "logic.type_weights must be >= 0"),
         (0.0 <= s.logic.neutral_band < 0.5, "logic.neutral_band must be within [0, 0.5)"),
-        (0.0 <= s.logic.exclusion_penalty <= 1.0, "logic.exclusion_penalty must be within [0, 1]"),
+        (0.0 <= s.exclusion.penalty <= 1.0, "exclusion.penalty must be within [0, 1]"),
         (0.0 <= s.similarity.weight <= 1.0, "similarity.weight must be within [0, 1]"),
         (
             s.similarity.batch_size > 0 and s.similarity.max_length >= 8 and s.similarity.query_cache_size >= 0,

@@ -5,7 +5,7 @@ Shoppers state negative requirements, and neither a bi-encoder nor a
 "with straw". In the soft logic an exclusion is one more compatibility
 constraint, tested against the item's title: an item whose title names the
 excluded thing (and does not itself say it is without it: "no straw",
-"straw-free") has its score multiplied by ``1 - logic.exclusion_penalty``,
+"straw-free") has its score multiplied by ``1 - exclusion.penalty``,
 and the explanation names the term.
 
 Only "without" and "w/o" start an exclusion: "no" and "free" are too often

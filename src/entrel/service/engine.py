@@ -368,7 +368,7 @@ class RelevanceEngine:
         for group in groups:
             assert isinstance(group.query, ValidQuery), "validated by score or score_batch"
             normalized = group.query.normalized
-            excludes = bool(self.settings.logic.exclusion_penalty and excluded_terms(normalized))
+            excludes = bool(self.settings.exclusion.penalty and excluded_terms(normalized))
             resolved = self._resolve(snap, group.items, group.explain or excludes, deadline)
             if normalized not in rows:  # one read per distinct query of a batch
                 rows[normalized] = snap.row(normalized) if snap is not None else None
@@ -385,7 +385,7 @@ class RelevanceEngine:
                 normalized_query=normalized,
                 query_cached=rows[normalized] is not None,
                 cache_hits=hits,
-                exclusion_penalty=self.settings.logic.exclusion_penalty,
+                exclusion_penalty=self.settings.exclusion.penalty,
             )
             pending.append(_Pending(group.items, group.explain, resolved, scores, sources, result, reasons))
         looked_up = time.perf_counter()
