@@ -49,6 +49,7 @@ def test_item_examples_carry_every_entity_and_the_grade_target():
     examples = item_examples([Label("red chair", "blue", 2), Label("red chair", "bare", 3)], ENTITIES)
     assert len(examples) == 1, "an item without entities has nothing to train"
     assert examples[0].texts == tuple(e.render() for e in ENTITIES["blue"]) and examples[0].target == ITEM_TARGETS[2]
+    assert examples[0].types == tuple(e.type.value for e in ENTITIES["blue"]), "type weights need each text's type"
 
 
 def test_synthetic_pairs_match_what_the_query_states_and_contradict_other_values_of_it():

@@ -23,6 +23,7 @@ __all__ = [
     "SUBSTITUTE",
     "Label",
     "is_stated",
+    "item_example",
     "item_examples",
     "label_entity_examples",
     "product_type_outcome",
@@ -89,15 +90,20 @@ def read_labels(path: str) -> list[Label]:
     return labels
 
 
+def item_example(query: str, entities: Sequence[Entity], target: float) -> Example:
+    """One (query, item) case for training through the aggregate: the item's rendered entities and their
+    types (for the type weights), grouped by query."""
+    query = normalize(query)
+    return Example(query, tuple(e.render() for e in entities), target, query, tuple(e.type.value for e in entities))
+
+
 def item_examples(labels: Sequence[Label], entities_by_item: Mapping[str, Sequence[Entity]]) -> list[Example]:
     """One example per labelled (query, item) that has entities, with its grade's target."""
-    out = []
-    for label in labels:
-        entities = entities_by_item.get(label.item_id)
-        if entities:
-            query = normalize(label.query)
-            out.append(Example(query, tuple(e.render() for e in entities), ITEM_TARGETS[label.grade], query))
-    return out
+    return [
+        item_example(label.query, entities_by_item[label.item_id], ITEM_TARGETS[label.grade])
+        for label in labels
+        if entities_by_item.get(label.item_id)
+    ]
 
 
 def _stem(word: str) -> str:

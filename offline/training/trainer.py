@@ -53,6 +53,8 @@ class Example:
     target: float
     # Examples of one group (one query) share batches: margins compare them.
     group: str
+    # Entity type of each text, for the aggregator's type weights (empty: every text weighs 1).
+    types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ def _aggregate(
     # Padding points at an extra slot holding the neutral score, which changes no item score.
     gather = torch.tensor([s + [len(pairs)] * (width - len(s)) for s in slots], device=device)
     padded = torch.cat([probs, torch.full((1,), NEUTRAL, device=device)])[gather]
-    return aggregator.combine(padded, torch.ones_like(padded))
+    weights = [[aggregator.weights.of_type(t) for t in ex.types] if ex.types else [1.0] * len(ex.texts) for ex in batch]
+    return aggregator.combine(padded, torch.tensor([w + [1.0] * (width - len(w)) for w in weights], device=device))
 
 
 def _loss(scores: torch.Tensor, targets: torch.Tensor, groups: Sequence[str], kind: str) -> torch.Tensor:
