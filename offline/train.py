@@ -22,9 +22,8 @@ from entrel.offline import extract
 from entrel.offline.training.examples import read_labels
 from entrel.offline.training.model_dir import save_model
 from entrel.offline.training.recipe import pretrain, train_entity_model
-from entrel.offline.training.similarity_encoder import EncoderRecipe, GradedText, fine_tune_encoder
+from entrel.offline.training.similarity_encoder import EncoderRecipe, graded_texts, train_and_save_encoder
 from entrel.offline.training.trainer import FitReport
-from entrel.scoring import resolve_model_path
 
 __all__ = ["TrainReport", "run", "run_encoder"]
 
@@ -75,21 +74,13 @@ def run_encoder(settings: Settings, output: str | None = None, progress: bool = 
     target = Path(output or Path(settings.data_dir) / "models" / "similarity-encoder")
     texts = {item.item_id: item_text(item) for item in iter_items(read_catalog(settings.catalog))}
     labels = [label for label in read_labels(settings.train.labels) if label.item_id in texts]
-    examples = [GradedText(label.query, texts[label.item_id], label.grade) for label in labels]
+    card = {
+        "description": "Bi-encoder of entrel's similarity term, fine-tuned on graded (query, item) labels "
+        "(CoSENT within each query). Serve it with similarity.encoder=<this folder>.",
+        "data": {"catalog": settings.catalog.path, "labels": settings.train.labels},
+    }
     recipe = EncoderRecipe(max_length=settings.similarity.max_length)
-    base = settings.similarity.encoder
-    encoder, report = fine_tune_encoder(str(resolve_model_path(base)), examples, recipe, settings.train.seed, progress)
-    fingerprint = save_model(
-        encoder,
-        target,
-        {
-            "description": "Bi-encoder of entrel's similarity term, fine-tuned on graded (query, item) labels "
-            "(CoSENT within each query). Serve it with similarity.encoder=<this folder>.",
-            "base_model": base,
-            "training_seconds": report["seconds"],
-            "data": {"catalog": settings.catalog.path, "labels": settings.train.labels, **report},
-            "stages": {"recipe": asdict(recipe)},
-        },
+    fingerprint = train_and_save_encoder(
+        settings.similarity.encoder, graded_texts(labels, texts), recipe, settings.train.seed, target, card, progress
     )
-    log.info("encoder saved", extra={"model_dir": str(target), "fingerprint": fingerprint})
     return target, fingerprint

@@ -22,8 +22,14 @@ from entrel.offline import esci
 from entrel.offline.evaluate import EvalContext, Scores
 from entrel.offline.selection import kfold
 from entrel.offline.training.examples import Label
-from entrel.offline.training.model_dir import reusable_info, save_model
-from entrel.offline.training.similarity_encoder import EncoderRecipe, GradedText, fine_tune_encoder
+from entrel.offline.training.model_dir import reusable_info
+from entrel.offline.training.similarity_encoder import (
+    EncoderRecipe,
+    GradedText,
+    fine_tune_encoder,
+    graded_texts,
+    train_and_save_encoder,
+)
 from entrel.scoring import resolve_model_path
 
 __all__ = ["RECIPE", "esci_encoder", "out_of_fold_cosines"]
@@ -34,7 +40,7 @@ ENCODER_DIR = "entrel-esci-encoder"
 
 
 def _examples(ctx: EvalContext, labels: list[Label]) -> list[GradedText]:
-    return [GradedText(label.query, item_text(ctx.items[label.item_id]), label.grade) for label in labels]
+    return graded_texts(labels, {label.item_id: item_text(ctx.items[label.item_id]) for label in labels})
 
 
 def _config(ctx: EvalContext, seed: int) -> dict[str, Any]:
@@ -86,17 +92,13 @@ def esci_encoder(ctx: EvalContext, seed: int, suffix: str) -> Path:
     config = _config(ctx, seed)
     if reusable_info(directory, config, ctx.retrain) is not None:
         return directory
-    base = str(resolve_model_path(ctx.settings.similarity.encoder))
-    encoder, report = fine_tune_encoder(base, _examples(ctx, ctx.labels_of(ctx.split.train)), RECIPE, seed, ctx.progress)
-    info = {
+    card = {
         "description": "entrel similarity-term bi-encoder for ESCI: fine-tuned from the base on the training "
         "queries' graded labels (CoSENT within each query). Serve it with --set similarity.encoder=<this folder>.",
-        "base_model": ctx.settings.similarity.encoder,
-        "training_seconds": report["seconds"],
-        "data": {"esci": str(esci.default_data_dir()), **report},
+        "data": {"esci": str(esci.default_data_dir())},
         "split": ctx.split.describe(),
-        "stages": {"recipe": repr(RECIPE)},
         "config": config,
     }
-    save_model(encoder, directory, info)
+    examples = _examples(ctx, ctx.labels_of(ctx.split.train))
+    train_and_save_encoder(ctx.settings.similarity.encoder, examples, RECIPE, seed, directory, card, ctx.progress)
     return directory

@@ -17,18 +17,23 @@ query's.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-__all__ = ["EncoderRecipe", "GradedText", "fine_tune_encoder"]
+from entrel.offline.training.examples import Label
+from entrel.offline.training.model_dir import save_model
+from entrel.scoring import resolve_model_path
+
+__all__ = ["EncoderRecipe", "GradedText", "fine_tune_encoder", "graded_texts", "train_and_save_encoder"]
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +120,32 @@ def fine_tune_encoder(
     }
     log.info("encoder fine-tuned", extra=report)
     return model, report
+
+
+def graded_texts(labels: Sequence[Label], texts: Mapping[str, str]) -> list[GradedText]:
+    """The labels as examples: each item's text (by item id) with its grade."""
+    return [GradedText(label.query, texts[label.item_id], label.grade) for label in labels]
+
+
+def train_and_save_encoder(
+    base: str,
+    examples: Sequence[GradedText],
+    recipe: EncoderRecipe,
+    seed: int,
+    directory: str | os.PathLike[str],
+    card: Mapping[str, Any],
+    progress: bool = True,
+) -> str:
+    """Fine-tune `base` (a name or path the scorer resolves) and save it to `directory` with `card`, the base,
+    the recipe and the run's report added; returns the fingerprint."""
+    encoder, report = fine_tune_encoder(str(resolve_model_path(base)), examples, recipe, seed, progress)
+    info = {
+        **card,
+        "base_model": base,
+        "training_seconds": report["seconds"],
+        "data": {**card.get("data", {}), **report},
+        "stages": {"recipe": asdict(recipe)},
+    }
+    fingerprint = save_model(encoder, directory, info)
+    log.info("encoder saved", extra={"model_dir": str(directory), "fingerprint": fingerprint})
+    return fingerprint
