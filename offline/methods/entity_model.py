@@ -71,9 +71,11 @@ __all__ = [
     "CANDIDATES",
     "ESCI_MODEL_DIR",
     "Explained",
+    "entity_rows",
     "entrel_entity_model",
     "esci_model",
     "saved_serving_settings",
+    "scorer_of",
     "serving_settings",
     "served",
     "similarity_choice",
@@ -176,7 +178,7 @@ def _train(ctx: EvalContext, candidate: Candidate, labels: Sequence[Label], seed
     return encoder, seconds
 
 
-def _entity_rows(ctx: EvalContext, scorer: Any, labels: Sequence[Label]) -> EntityRows:
+def entity_rows(ctx: EvalContext, scorer: Any, labels: Sequence[Label]) -> EntityRows:
     """Entity types and scores of the judged items, from the model itself (no snapshot)."""
     entities = {label.item_id: ctx.entities[label.item_id] for label in labels}
     pairs = sorted({(normalize(lab.query), e.render()) for lab in labels for e in entities[lab.item_id]})
@@ -190,7 +192,7 @@ def _entity_rows(ctx: EvalContext, scorer: Any, labels: Sequence[Label]) -> Enti
     }
 
 
-def _scorer(ctx: EvalContext, encoder_or_dir: Any) -> CrossEncoderScorer:
+def scorer_of(ctx: EvalContext, encoder_or_dir: Any) -> CrossEncoderScorer:
     """A scorer of a saved model directory, or of a model just trained (saved to a scratch folder first)."""
     if not isinstance(encoder_or_dir, Path):
         scratch = ctx.models_dir / ".scratch"
@@ -230,9 +232,9 @@ def _selection(ctx: EvalContext) -> dict[str, Any]:
         if candidate.label_pairs:
             for fit_queries, held in parts:
                 encoder, _ = _train(ctx, candidate, ctx.labels_of(fit_queries), seed)
-                rows |= _entity_rows(ctx, _scorer(ctx, encoder), ctx.labels_of(held))
+                rows |= entity_rows(ctx, scorer_of(ctx, encoder), ctx.labels_of(held))
         else:  # label-free: its scores on every training query are out-of-sample already
-            rows = dict(_entity_rows(ctx, _scorer(ctx, _pretrained(ctx)[0]), train_labels))
+            rows = dict(entity_rows(ctx, scorer_of(ctx, _pretrained(ctx)[0]), train_labels))
         oof[candidate.name] = rows
         nested = _nested_value(ctx, rows, train_labels, [held for _, held in parts])
         unfitted = [quality(ctx.labels_of(held), item_scores(rows, ctx.settings.logic))["ndcg@10"] for _, held in parts]
@@ -299,7 +301,7 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
         if saved.get("config") == config:
             return saved
     labels = ctx.labels_of(ctx.split.train)
-    rows = _entity_rows(ctx, _scorer(ctx, _pretrained(ctx)[0]), labels)
+    rows = entity_rows(ctx, scorer_of(ctx, _pretrained(ctx)[0]), labels)
     entity = item_scores(rows, ctx.settings.replace(**selection["serve_overrides"]).logic)
     cosines = {
         _ZERO_SHOT: cosine_scores(ctx, resolve_model_path(ctx.settings.similarity.encoder), item_text, list(entity)),
@@ -621,7 +623,7 @@ def entrel_entity_model(ctx: EvalContext) -> MethodResult:
     selection = reports[0]["recipe"]["selection"] if not ctx.quick else {}
     if not ctx.quick and reports[0]["recipe"]["chosen"] != CANDIDATES[0].name:
         # The label-free stage alone, with the served weights (scored directly: no snapshot).
-        rows = _entity_rows(ctx, _scorer(ctx, _pretrained(ctx)[0]), ctx.test_labels)
+        rows = entity_rows(ctx, scorer_of(ctx, _pretrained(ctx)[0]), ctx.test_labels)
         variants[f"candidate={CANDIDATES[0].name}"] = item_scores(rows, logic)
     return MethodResult(
         tuple(runs),

@@ -28,7 +28,7 @@ from entrel.logic import Aggregator
 from entrel.offline.training.examples import Label, label_entity_examples, synthetic_entity_examples
 from entrel.offline.training.trainer import Example, FitReport, fit, trainable_cross_encoder
 
-__all__ = ["Stages", "pretrain", "train_entity_model"]
+__all__ = ["Stages", "distil", "pretrain", "train_entity_model"]
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +125,20 @@ def train_entity_model(
             **_common(settings, seed, progress),
         )
     if distillation:
-        distill_report = fit(
-            encoder,
-            distillation,
-            epochs=1,
-            batch_pairs=cfg.batch_pairs,
-            aggregator=Aggregator.from_settings(settings.logic),
-            loss="margin_mse",
-            description="distillation through the soft logic",
-            **_common(settings, seed, progress),
-        )
+        distill_report = distil(settings, encoder, distillation, seed, progress)
     return Stages(label_report, distill_report)
+
+
+def distil(settings: Settings, encoder: Any, examples: Sequence[Example], seed: int, progress: bool = True) -> FitReport:
+    """Stage 3 on `encoder`, in place: one epoch of margin MSE on the item scores aggregated as
+    `settings.logic` serves them (its type weights included), against a teacher's item scores."""
+    return fit(
+        encoder,
+        examples,
+        epochs=1,
+        batch_pairs=settings.train.batch_pairs,
+        aggregator=Aggregator.from_settings(settings.logic),
+        loss="margin_mse",
+        description="distillation through the soft logic",
+        **_common(settings, seed, progress),
+    )
