@@ -8,7 +8,9 @@ configured data dir (`make demo` makes one)::
 Starts `entrel serve` (or uses `--address` and `--pid` of a running one),
 then for `--seconds` runs `--clients` threads sending inline items at the
 largest sizes the limits allow, each request with novel text, while one
-probe sends a fully cached request every 50 ms. Server RSS is sampled from
+probe, in a process of its own (so the flooding threads' Python work
+cannot delay it), sends a fully cached request every 50 ms and records its
+latency on the client and the server's own time (`total_ms`). Server RSS is sampled from
 /proc. Then `--fuzz` hostile bodies are sent raw. Prints a JSON report:
 RSS before/peak/after, probe p50/p99, flood status codes and latencies,
 fuzz status codes, miss log bytes written, load average.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import multiprocessing
 import os
 import random
 import threading
@@ -32,7 +35,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from entrel.bench.hostile import fuzz_body, largest_inline_items
+from entrel.bench.hostile import fuzz_body, largest_inline_items, rss_mb
 from entrel.cache import SnapshotStore
 from entrel.config import Settings, load_settings
 from entrel.service.process import serving
@@ -50,20 +53,13 @@ def _channel(address: str) -> grpc.Channel:
     return grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 @contextmanager
 def _sampling_rss(pid: int, out: list[float]) -> Iterator[None]:
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(0.25):
-            out.append(_rss_mb(pid))
+            out.append(rss_mb(pid))
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -111,57 +107,89 @@ def _timed(call: Callable[[], Any]) -> tuple[str, float]:
     return code, (time.perf_counter() - started) * 1000
 
 
+def _probe(address: str, request: bytes, stop_at: float, results: Any) -> None:
+    """Runs in a process of its own, so the flooding clients' Python work cannot delay its calls."""
+    stub = pb_grpc.RelevanceStub(_channel(address))
+    parsed = pb.ScoreItemsRequest.FromString(request)
+    codes: Counter[str] = Counter()
+    client_ms: list[float] = []
+    server_ms: list[float] = []
+    while time.monotonic() < stop_at:
+        started = time.perf_counter()
+        try:
+            reply = stub.ScoreItems(parsed, timeout=5)
+            codes["OK"] += 1
+            server_ms.append(reply.metadata.total_ms)
+        except grpc.RpcError as exc:
+            codes[exc.code().name] += 1
+        client_ms.append((time.perf_counter() - started) * 1000)
+        time.sleep(_PROBE_EVERY_S)
+    results.put((dict(codes), client_ms, server_ms))
+
+
+def _flood_requests(rng: random.Random, settings: Settings, count: int) -> list[pb.ScoreItemsRequest]:
+    """Requests of inline items at the largest sizes, built before the flood (building one takes the
+    client's GIL for tens of ms); each send gets a fresh query and title words, so no text repeats."""
+    return [
+        pb.ScoreItemsRequest(query="red chair", items=[pb.ItemRef(inline=i) for i in largest_inline_items(rng, settings.server)])
+        for _ in range(count)
+    ]
+
+
 def flood(settings: Settings, address: str, pid: int, seconds: float, clients: int, seed: int = 0) -> dict[str, Any]:
-    """`clients` inline floods and one cached probe for `seconds`; RSS, codes, latencies."""
+    """`clients` inline floods and one cached probe (in its own process) for `seconds`; RSS, codes, latencies."""
     probe_request = cached_request(settings, address)
     deadline_s = settings.server.default_deadline_ms / 1000
-    stop_at = time.monotonic() + seconds
+    rng = random.Random(seed)
+    templates = _flood_requests(rng, settings, 2 * clients)
     lock = threading.Lock()
     codes: Counter[str] = Counter()
     flood_ms: list[float] = []
-    probe_ms: list[float] = []
-    probe_codes: Counter[str] = Counter()
 
     def flooder(c: int) -> None:
-        rng = random.Random(seed * 1000 + c)
+        own = random.Random(seed * 1000 + c)
         stub = pb_grpc.RelevanceStub(_channel(address))
-        while time.monotonic() < stop_at:
-            items = [pb.ItemRef(inline=i) for i in largest_inline_items(rng, settings.server)]
-            request = pb.ScoreItemsRequest(query=f"red chair {rng.getrandbits(24)}", items=items)
+        for k in range(c, 10**9, clients):
+            if time.monotonic() >= stop_at:
+                break
+            request = pb.ScoreItemsRequest()
+            request.CopyFrom(templates[k % len(templates)])
+            request.query = f"red chair {own.getrandbits(24)}"
+            for item in request.items:
+                item.inline.title = f"{own.getrandbits(32):x} {item.inline.title}"[: settings.server.max_inline_title_chars]
             code, ms = _timed(functools.partial(stub.ScoreItems, request, timeout=deadline_s))
             with lock:
                 codes[code] += 1
                 flood_ms.append(ms)
 
-    def prober() -> None:
-        stub = pb_grpc.RelevanceStub(_channel(address))
-        while time.monotonic() < stop_at:
-            code, ms = _timed(lambda: stub.ScoreItems(probe_request, timeout=5))
-            probe_codes[code] += 1
-            probe_ms.append(ms)
-            time.sleep(_PROBE_EVERY_S)
-
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    stop_at = time.monotonic() + seconds
+    prober = context.Process(target=_probe, args=(address, probe_request.SerializeToString(), stop_at, results))
     rss: list[float] = []
-    before = _rss_mb(pid)
+    before = rss_mb(pid)
+    prober.start()
     with _sampling_rss(pid, rss):
         threads = [threading.Thread(target=flooder, args=(c,)) for c in range(clients)]
-        threads.append(threading.Thread(target=prober))
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+    probe_codes, probe_ms, probe_server_ms = results.get(timeout=60)
+    prober.join()
     time.sleep(2)
     return {
         "clients": clients,
         "seconds": seconds,
-        "inline_items_per_request": len(largest_inline_items(random.Random(0), settings.server)),
-        "rss_mb": {"before": round(before, 1), "peak": round(max(rss, default=before), 1), "after": round(_rss_mb(pid), 1)},
+        "inline_items_per_request": len(templates[0].items),
+        "rss_mb": {"before": round(before, 1), "peak": round(max(rss, default=before), 1), "after": round(rss_mb(pid), 1)},
         "rss_growth_mb": round(max(rss, default=before) - before, 1),
         "flood_codes": dict(codes),
         "flood_ms": _percentiles(flood_ms),
         "flood_over_deadline": sum(ms > deadline_s * 1000 + 100 for ms in flood_ms),
-        "probe_codes": dict(probe_codes),
+        "probe_codes": probe_codes,
         "probe_ms": _percentiles(probe_ms),
+        "probe_server_ms": _percentiles(probe_server_ms),
     }
 
 

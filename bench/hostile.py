@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import random
 import string
+from pathlib import Path
 
 from entrel.config import ServerSettings
 from entrel.v1 import relevance_pb2 as pb
 
-__all__ = ["fuzz_body", "largest_inline_items"]
+__all__ = ["fuzz_body", "largest_inline_items", "rss_mb"]
 
 # Expands 18-fold under NFKC: the normalised-length limits must hold.
 _EXPANDING = "\ufdfa"
@@ -76,3 +77,29 @@ def fuzz_body(rng: random.Random, valid: bytes) -> bytes:
     # field 1 (query), length-delimited, holding bytes that are not UTF-8 (a lone surrogate, 0xff)
     bad = rng.choice([b"\xed\xa0\x80", b"\xff", b"\xc3", b"chair \x80\x80"])
     return bytes([0x0A, len(bad)]) + bad + valid
+
+
+def _rss_of(pid: int) -> float:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:  # ended meanwhile
+        return 0.0
+    return next((int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:")), 0.0)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The parent id is the second field after the command name, which may hold spaces.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory (MiB) of process `pid` and its child processes (the inline extraction workers)."""
+    return _rss_of(pid) + sum(_rss_of(child) for child in _children(pid))

@@ -8,6 +8,7 @@ fast, inline requests beat their deadline and memory stays flat.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import shutil
 import threading
@@ -21,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from entrel.bench.hostile import fuzz_body, largest_inline_items
+from entrel.bench.hostile import fuzz_body, largest_inline_items, rss_mb
 from entrel.config import Settings
 from entrel.service.client import RelevanceClient
 from entrel.service.server import RelevanceServer
@@ -250,10 +251,8 @@ def test_request_bytes_limit_holds_at_its_value_and_refuses_one_more(hostile, cl
 
 
 def _rss_mb() -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    """This process (client and server) and its children (the extraction workers)."""
+    return rss_mb(os.getpid())
 
 
 def test_inline_flood_keeps_cached_requests_fast_deadlines_kept_and_memory_flat(hostile, client):

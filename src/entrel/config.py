@@ -225,6 +225,8 @@ class ServerSettings:
     # Requests with inline items in flight at once; more are refused
     # (RESOURCE_EXHAUSTED) so they never take every worker thread.
     max_inline_requests: int = 4
+    # Worker processes extracting inline items' entities (spaCy), off the serving process's GIL.
+    inline_extraction_workers: int = 1
     max_inline_chars: int = 100000
     max_inline_title_chars: int = 1000
     max_inline_description_chars: int = 10000
@@ -517,6 +519,7 @@ def _validate(s: Settings) -> None:
             "server.max_inline_items, _chars, _title_chars and _field_chars must be positive",
         ),
         (0 < s.server.max_inline_requests < s.server.max_workers, "server.max_inline_requests must be within [1, max_workers)"),
+        (s.server.inline_extraction_workers >= 1, "server.inline_extraction_workers must be at least 1"),
         (
             0 < s.server.miss_log_file_mb <= s.server.miss_log_total_mb,
             "server.miss_log_file_mb must be positive and at most server.miss_log_total_mb",

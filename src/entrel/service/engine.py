@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import wait
 from dataclasses import dataclass, field
@@ -35,7 +36,6 @@ import numpy as np
 from entrel.cache import SnapshotView
 from entrel.cache.misslog import MissLogWriter
 from entrel.catalog import CatalogItem, Entity, EntityType, item_text
-from entrel.catalog.extractor import EntityExtractor, Vocabulary
 from entrel.config import Settings
 from entrel.errors import EntrelError
 from entrel.logic import NEUTRAL, Aggregate, Aggregator
@@ -44,6 +44,7 @@ from entrel.overrides import OverrideTable, QueryOverrides
 from entrel.scoring import TextEncoder, similarities
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher, Overloaded
+from entrel.service.extraction import InlineExtraction
 from entrel.service.limits import inline_problem
 from entrel.text import normalize
 
@@ -248,6 +249,7 @@ class RelevanceEngine:
         miss_log: MissLogWriter | None = None,
         encoder: TextEncoder | None = None,
         overrides: OverrideTable | None = None,
+        extraction: InlineExtraction | None = None,
     ) -> None:
         self.settings = settings
         self.fingerprint = fingerprint
@@ -263,9 +265,11 @@ class RelevanceEngine:
         self._entity_types: dict[str, np.ndarray] = {}
         # Type weight by type code; the last entry (1.0) is for padding.
         self._weight_of_type = np.array([self.aggregator.weights.of_type(t.value) for t in _TYPES] + [1.0], dtype=np.float32)
-        self._extractors: dict[str, EntityExtractor] = {}
-        # spaCy pipelines are not safe to share between threads.
-        self._extract_lock = threading.Lock()
+        if extraction is None:
+            extraction = InlineExtraction(settings.extraction, settings.server.inline_extraction_workers)
+            # Its worker processes end with the engine, closed or not.
+            weakref.finalize(self, extraction.close)
+        self._extraction = extraction
         self._inline_slots = threading.BoundedSemaphore(settings.server.max_inline_requests)
         self._inline_in_flight = 0
         self._inline_count_lock = threading.Lock()
@@ -454,22 +458,12 @@ class RelevanceEngine:
         return reasons
 
     def prepare(self, snap: SnapshotView | None) -> None:
-        """Build the extractor for `snap` ahead of requests (called when a snapshot is swapped in)."""
-        with self._extract_lock:
-            self._extractor(snap)
+        """Start inline extraction with `snap`'s vocabulary ahead of requests (called when a snapshot is swapped in)."""
+        self._extraction.use(*_vocabulary(snap))
 
-    def _extractor(self, snap: SnapshotView | None) -> EntityExtractor:
-        """The extractor with the snapshot's vocabulary, so live extraction matches the nightly one.
-
-        Callers hold the extraction lock.
-        """
-        key = snap.snapshot_id if snap else ""
-        extractor = self._extractors.get(key)
-        if extractor is None:
-            vocabulary = Vocabulary.from_json(snap.vocabulary_json) if snap and snap.vocabulary_json else Vocabulary.learn([])
-            extractor = EntityExtractor(self.settings.extraction, vocabulary)
-            self._extractors = {key: extractor}  # keep only the current snapshot's
-        return extractor
+    def close(self) -> None:
+        """Stop the inline extraction workers."""
+        self._extraction.close()
 
     def _slot_types(self, snap: SnapshotView | None, resolved: _Resolved) -> np.ndarray:
         """The type code of every slot of the padded entity matrix (-1 in padding)."""
@@ -540,23 +534,14 @@ class RelevanceEngine:
         return sims
 
     def _extract_inline(self, snap: SnapshotView | None, items: list[CatalogItem], deadline: float) -> list[list[Entity] | None]:
-        """Entities of each inline item, None for those not started in time.
+        """Entities of each inline item (in worker processes), None for those not extracted in time.
 
-        Items are extracted one by one, each a bounded piece of work (see
-        limits), so the lock is never held long; a request starts no item
-        past the middle of its time left, keeping the rest for live scoring
-        and the answer, and degrades only its own items.
+        A request waits for its items until the middle of its time left,
+        keeping the rest for live scoring and the answer, and degrades only
+        its own items.
         """
-        stop_at = time.monotonic() + (deadline - time.monotonic()) / 2
-        out: list[list[Entity] | None] = [None] * len(items)
-        for k, item in enumerate(items):
-            if not self._extract_lock.acquire(timeout=max(0.0, stop_at - time.monotonic())):
-                break
-            try:
-                out[k] = self._extractor(snap).extract_transient(item)
-            finally:
-                self._extract_lock.release()
-        return out
+        until = time.monotonic() + (deadline - time.monotonic()) / 2
+        return self._extraction.extract(*_vocabulary(snap), items, until)
 
     def _resolve(self, snap: SnapshotView | None, items: Sequence[ItemRequest], with_titles: bool, deadline: float) -> _Resolved:
         """Each item's entity ids (snapshot or freshly extracted), and its title when `with_titles`
@@ -757,6 +742,11 @@ class RelevanceEngine:
                 )
             )
         return out
+
+
+def _vocabulary(snap: SnapshotView | None) -> tuple[str, str]:
+    """The key and vocabulary JSON live extraction uses for `snap`, so it matches the nightly one."""
+    return (snap.snapshot_id, snap.vocabulary_json) if snap is not None else ("", "")
 
 
 def _excluded(normalized_query: str, titles: Sequence[str], penalty: float) -> list[str]:

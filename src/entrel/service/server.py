@@ -194,6 +194,7 @@ class RelevanceServer:
         self._server.stop(grace).wait()
         self.watcher.stop()
         self.batcher.close()
+        self.engine.close()
         if self.miss_log is not None:
             self.miss_log.close()
         self._stopped.set()
