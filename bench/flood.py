@@ -129,7 +129,7 @@ def _probe(address: str, request: bytes, stop_at: float, results: Any) -> None:
 
 def _flood_requests(rng: random.Random, settings: Settings, count: int) -> list[pb.ScoreItemsRequest]:
     """Requests of inline items at the largest sizes, built before the flood (building one takes the
-    client's GIL for tens of ms); each send gets a fresh query and title words, so no text repeats."""
+    client's GIL for tens of ms); each send gets a fresh query and description words, so no text repeats."""
     return [
         pb.ScoreItemsRequest(query="red chair", items=[pb.ItemRef(inline=i) for i in largest_inline_items(rng, settings.server)])
         for _ in range(count)
@@ -155,8 +155,9 @@ def flood(settings: Settings, address: str, pid: int, seconds: float, clients: i
             request = pb.ScoreItemsRequest()
             request.CopyFrom(templates[k % len(templates)])
             request.query = f"red chair {own.getrandbits(24)}"
-            for item in request.items:
-                item.inline.title = f"{own.getrandbits(32):x} {item.inline.title}"[: settings.server.max_inline_title_chars]
+            for item in request.items:  # novel text, same sizes (titles may be at their normalised limit)
+                description = item.inline.description
+                item.inline.description = f"{own.getrandbits(32):x} {description}"[: len(description)]
             code, ms = _timed(functools.partial(stub.ScoreItems, request, timeout=deadline_s))
             with lock:
                 codes[code] += 1
