@@ -49,6 +49,7 @@ from entrel.logic import NEUTRAL, Aggregate, Aggregator
 from entrel.logic.exclusion import excluded_terms, violated_exclusion
 from entrel.overrides import OverrideTable, QueryOverrides
 from entrel.scoring import TextEncoder, similarities
+from entrel.scoring.similarity import as_float32
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher, Overloaded
 from entrel.service.limits import inline_problem
@@ -637,6 +638,7 @@ class RelevanceEngine:
         vectors = snap.item_vectors(resolved.rows[known])
         if vectors is None:
             return sims
+        vectors = as_float32(vectors)  # once for the call (similarities() would per group)
         # Each group's known items are a run of `known` (rows ascend): its vectors are a slice.
         bounds = np.searchsorted(known, [[p.lo, p.hi] for p in pending]).tolist()
         # Per distinct query: its vector (None when the encoder stayed busy), and whether the snapshot held it.
