@@ -15,7 +15,8 @@ across runs:
   server's own total_ms);
 * in process, no gRPC: a child process per version takes turns timing
   ``RelevanceEngine.score`` and the servicer's ScoreItems (the engine plus
-  the response message) on the same cached requests.
+  the response message) on the same cached requests, in wall time and in
+  the thread's CPU time (which a busy machine's scheduling does not inflate).
 
 Only interfaces both versions have are used, so the base can be any recent commit.
 """
@@ -91,16 +92,18 @@ protos = [pb.ScoreItemsRequest(query=q, items=[pb.ItemRef(item_id=i) for i in id
 for (q, items), request in zip(calls, protos):
     engine.score(q, items)
     servicer.ScoreItems(request, Context())
-out = {"engine_us": [], "servicer_us": []}
+out = {"engine_us": [], "servicer_us": [], "engine_cpu_us": [], "servicer_cpu_us": []}
 deadline = time.perf_counter() + args["seconds"]
 while time.perf_counter() < deadline:
     for (q, items), request in zip(calls, protos):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         engine.score(q, items)
         out["engine_us"].append((time.perf_counter() - t) * 1e6)
-        t = time.perf_counter()
+        out["engine_cpu_us"].append((time.thread_time() - c) * 1e6)
+        t, c = time.perf_counter(), time.thread_time()
         servicer.ScoreItems(request, Context())
         out["servicer_us"].append((time.perf_counter() - t) * 1e6)
+        out["servicer_cpu_us"].append((time.thread_time() - c) * 1e6)
 print(json.dumps(out))
 """
 
@@ -162,13 +165,13 @@ def _grpc(servers: dict[str, ServerProcess], requests: list[BenchRequest], round
 
 def _in_process(trees: dict[str, str | None], sets: list[str], requests: list[BenchRequest], turns: int) -> dict[str, Any]:
     payload = json.dumps({"sets": sets, "requests": [(r.query, list(r.item_ids)) for r in requests], "seconds": 2.0})
-    samples: dict[str, dict[str, list[float]]] = {name: {"engine_us": [], "servicer_us": []} for name in trees}
+    samples: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
     for k in range(turns):
         for name in list(trees) if k % 2 == 0 else list(trees)[::-1]:
             with _environment(trees[name]):
                 done = subprocess.run([sys.executable, "-c", _CHILD, payload], capture_output=True, text=True, check=True)
             for key, values in json.loads(done.stdout).items():
-                samples[name][key] += values
+                samples[name].setdefault(key, []).extend(values)
     return {name: {key: round(float(np.median(v)), 1) for key, v in s.items()} for name, s in samples.items()}
 
 
