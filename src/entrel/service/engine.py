@@ -859,8 +859,9 @@ class RelevanceEngine:
         codes[(sources == _PRIOR).any(axis=1)] = _DEGRADED
         codes[aggregate.empty] = _EMPTY
         codes[~resolved.known & ~resolved.inline] = _UNKNOWN
-        for code, count in zip(*np.unique(codes, return_counts=True), strict=True):
-            metrics.ITEMS.labels(_STATUSES[code][0].value).inc(int(count))
+        for code, count in enumerate(np.bincount(codes, minlength=len(_STATUSES)).tolist()):
+            if count:
+                metrics.ITEMS.labels(_STATUSES[code][0].value).inc(count)
         # Not judged: below any real match, so a client sorting by score never prefers it.
         unjudged = (codes == _UNKNOWN) | (codes == _EMPTY)
         # Degraded so far only by entities at the prior; the similarity may degrade more below.
