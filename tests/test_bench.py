@@ -61,3 +61,13 @@ def test_open_loop_measures_from_the_scheduled_arrival():
     assert len(samples) == 10 and sorted(s.index for s in samples) == list(range(10))
     assert all(s.latency_ms >= 19 for s in samples)
     assert wall_s <= time.perf_counter() - started
+
+
+def test_bench_only_runs_the_named_parts():
+    from entrel.cli import BENCH_PARTS, _parser, bench_options
+
+    only = bench_options(_parser().parse_args(["bench", "--only", "batch"]))
+    assert only.skip == frozenset(BENCH_PARTS) - {"batch"}
+    both = bench_options(_parser().parse_args(["bench", "--only", "batch", "--only", "online", "--skip", "online"]))
+    assert both.skip == frozenset(BENCH_PARTS) - {"batch"}
+    assert bench_options(_parser().parse_args(["bench", "--skip", "naive"])).skip == {"naive"}

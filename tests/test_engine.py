@@ -268,3 +268,51 @@ def test_the_engine_multiplies_an_excluded_items_score_and_says_why(make_engine)
     off, _ = make_engine(MemorySnapshot(EXCLUDING_ITEMS, EXCLUDING_ROWS), overrides=["exclusion.penalty=0"])
     unpenalised = off.score(EXCLUDING_QUERY, requests("wheeled", "wheel-free")).items
     assert [i.excluded for i in unpenalised] == ["", ""] and unpenalised[0].score == pytest.approx(unpenalised[1].score)
+
+
+def test_a_mixed_batch_is_one_pass_and_each_group_is_answered_exactly_as_alone(make_engine):
+    """Groups of different widths, explained or not, with an exclusion, the similarity term, unknown and
+    empty items, a repeated query: stacked into one matrix, every field of every item is what the group
+    alone gets, and the server's encoded response is the one built message by message."""
+    from entrel.service.grpc_service import _add_items, to_response
+
+    vectors = {item_id: [0, 0, 0, 1] for item_id in EXCLUDING_ITEMS}
+    vectors |= {
+        "red-chair": [1, 0, 0, 0],
+        "blue-chair": [0.6, 0.8, 0, 0],
+        "wheeled": [0, 0, 1, 0],
+        "wheel-free": [0, 0.6, 0.8, 0],
+    }
+    snapshot = MemorySnapshot(EXCLUDING_ITEMS, EXCLUDING_ROWS, item_vectors=vectors, query_vectors={QUERY: [1, 0, 0, 0]})
+    encoder = FixedEncoder({EXCLUDING_QUERY: [0, 0, 1, 0], "acme mesh": [0, 1, 0, 0]})
+    engine, _ = make_engine(snapshot, encoder=encoder, overrides=["similarity.weight=0.25", "exclusion.penalty=0.4"])
+    groups = [
+        Group(QUERY, requests("red-chair", "nope", "bare", "blue-chair")),
+        Group(EXCLUDING_QUERY, requests("wheeled", "wheel-free", "acme-mesh")),
+        Group("acme mesh", requests("acme-mesh", "blue-chair"), explain=True),
+        Group(QUERY, requests()),
+        Group(QUERY, requests("acme-chair", "red-chair"), explain=True),
+        Group(EXCLUDING_QUERY, requests("wheel-free")),
+    ]
+    together = engine.score_batch(groups)
+    alone = [engine.score(g.query, g.items, g.explain) for g in groups]
+    for batched, single in zip(together, alone, strict=True):
+        assert batched.items == single.items
+        for field in ("normalized_query", "query_cached", "cache_hits", "cache_misses", "similarity_weight"):
+            assert getattr(batched, field) == getattr(single, field), field
+        built = pb.ScoreItemsResponse()
+        _add_items(built, batched)
+        assert to_response(batched).items == built.items
+    wheeled, wheel_free, _ = together[1].items
+    assert (wheeled.excluded, wheel_free.excluded) == ("wheel", "") and wheeled.similarity == pytest.approx(1.0)
+    assert [i.status for i in together[0].items] == [
+        ItemStatus.OK,
+        ItemStatus.UNKNOWN_ITEM,
+        ItemStatus.NO_ENTITIES,
+        ItemStatus.OK,
+    ]
+    assert together[2].items[0].entities and together[0].items[0].entities is None and together[3].items == []
+    # The unexplained answers are encoded from their columns; their ItemResults were never built.
+    fresh = engine.score_batch(groups)
+    assert [r.columns is not None and r._items is None for r in fresh] == [True] * len(groups)
+    assert [to_response(r).items for r in fresh] == [to_response(r).items for r in together]

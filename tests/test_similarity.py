@@ -98,3 +98,21 @@ def test_nightly_item_vectors_are_carried_over_by_text_and_encoder(tmp_path):
     rebuilt = encode_items(encoder, ["red chair"], tmp_path)
     assert (rebuilt.reused, rebuilt.encoded) == (0, 1), "a damaged cache is rebuilt, not fatal"
     assert np.array_equal(rebuilt.vectors[0], first.vectors[0])
+
+
+def test_float16_vectors_convert_exactly_as_numpy_casts_them():
+    import numpy as np
+
+    from entrel.scoring.similarity import as_float32
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((300, 384)).astype(np.float16)  # several chunks
+    vectors[0, :5] = [np.inf, -np.inf, -0.0, 6e-8, 65504]  # infinities, signed zero, a subnormal, the largest
+    vectors[1] = rng.integers(0, 2**16, 384, dtype=np.uint16).view(np.float16)  # every kind of bit pattern
+    for sample in (vectors, vectors[:3], vectors[5:7, :9], vectors[::2]):
+        converted, expected = as_float32(sample), sample.astype(np.float32)
+        assert converted.dtype == np.float32 and converted.shape == expected.shape
+        nan = np.isnan(expected)
+        assert np.array_equal(nan, np.isnan(converted)), "NaN stays NaN (its payload bits may differ)"
+        assert np.array_equal(converted.view(np.uint32)[~nan], expected.view(np.uint32)[~nan])
+    assert as_float32(np.ones((2, 3), np.float32)).dtype == np.float32

@@ -125,3 +125,88 @@ def test_item_without_entities_gets_the_prior_not_a_vacuous_one(name):
     out = Aggregator(name, prior=0.3, match_threshold=0.5)(np.ones((2, 0), np.float32), np.array([0, 0]), explain=True)
     assert out.scores.tolist() == pytest.approx([0.3, 0.3])
     assert out.empty.all()
+
+
+def _random_groups(rng: np.random.Generator, n_groups: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Groups as the engine makes them: (scores padded with NEUTRAL to the group's widest, counts, type weights)."""
+    groups = []
+    for _ in range(n_groups):
+        n = int(rng.integers(0, 12))
+        counts = rng.integers(0, 9, n).astype(np.int32)
+        width = int(counts.max(initial=0))
+        scores = np.full((n, width), NEUTRAL, dtype=np.float32)
+        weights = np.ones((n, width), dtype=np.float32)
+        for i, c in enumerate(counts):
+            # Exact 0, 0.5 and 1 too: the kinks of match and contradiction.
+            scores[i, :c] = rng.choice([rng.random(), 0.0, 0.5, 1.0], size=c, p=[0.7, 0.1, 0.1, 0.1])
+            weights[i, :c] = rng.choice([1.0, 0.0, 0.5, 2.0], size=c)
+        groups.append((scores, counts, weights))
+    return groups
+
+
+def _stacked(groups, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One matrix of every group's rows, padded (NEUTRAL, weight 1) to `width`, as a call stacks them."""
+    padded = [
+        (
+            np.pad(s, ((0, 0), (0, width - s.shape[1])), constant_values=NEUTRAL),
+            np.pad(w, ((0, 0), (0, width - w.shape[1])), constant_values=1.0),
+        )
+        for s, _, w in groups
+    ]
+    return (
+        np.concatenate([s for s, _ in padded]).astype(np.float32),
+        np.concatenate([c for _, c, _ in groups]),
+        np.concatenate([w for _, w in padded]).astype(np.float32),
+    )
+
+
+@pytest.mark.parametrize("name", sorted(TNORMS))
+@pytest.mark.parametrize("coverage", COVERAGES)
+@pytest.mark.parametrize("coverage_weight", [1.0, 0.5, 2.5])
+def test_one_aggregation_of_stacked_groups_is_each_group_aggregated_alone(name, coverage, coverage_weight):
+    """The engine aggregates every group of a call at once, padded to a common width: bit for bit what
+    each group alone gives (scores, halves, and the explanations of the groups that ask)."""
+    agg = Aggregator(name, prior=0.3, match_threshold=0.5, coverage=coverage, weights=Weights(coverage_weight))
+    rng = np.random.default_rng(7)
+    for trial in range(30):
+        groups = _random_groups(rng, int(rng.integers(1, 6)))
+        widest = max(s.shape[1] for s, _, _ in groups)
+        scores, counts, weights = _stacked(groups, widest + int(rng.integers(0, 4)))
+        explained = rng.random(len(groups)) < 0.5
+        mask = np.repeat(explained, [len(c) for _, c, _ in groups])
+        together = agg(scores, counts, weights, explain=mask)
+        lo = 0
+        for (s, c, w), explain in zip(groups, explained, strict=True):
+            alone, rows = agg(s, c, w, explain=bool(explain)), slice(lo, lo + len(c))
+            lo += len(c)
+            for field in ("scores", "empty", "coverage", "compatibility"):
+                np.testing.assert_array_equal(getattr(together, field)[rows], getattr(alone, field), err_msg=f"{trial} {field}")
+                assert getattr(together, field).dtype == getattr(alone, field).dtype
+            if explain:
+                assert alone.lift is not None and together.lift is not None
+                np.testing.assert_array_equal(together.lift[rows, : alone.lift.shape[1]], alone.lift)
+                assert not together.lift[rows, alone.lift.shape[1] :].any(), "padding lifts nothing"
+                np.testing.assert_array_equal(together.breaker[rows], alone.breaker)
+                np.testing.assert_array_equal(together.cover[rows], alone.cover)
+            elif together.lift is not None:
+                assert not together.lift[rows].any() and (together.breaker[rows] == -1).all()
+
+
+@pytest.mark.parametrize("name", sorted(TNORMS))
+@pytest.mark.parametrize("coverage", COVERAGES)
+def test_the_numpy_fast_path_is_the_array_api_one(name, coverage, monkeypatch):
+    """Serving's numpy ufuncs compute exactly what array_api_compat's namespace does (the reference)."""
+    from array_api_compat import array_namespace
+
+    import entrel.logic.tnorms as tnorms
+
+    agg = Aggregator(name, prior=0.3, match_threshold=0.5, coverage=coverage, weights=Weights(1.5))
+    rng = np.random.default_rng(3)
+    scores, counts, weights = _stacked(_random_groups(rng, 8), 10)
+    fast = agg(scores, counts, weights, explain=True)
+    assert tnorms.namespace(scores) is tnorms.NUMPY
+    monkeypatch.setattr(tnorms, "namespace", array_namespace)
+    monkeypatch.setattr("entrel.logic.aggregate.namespace", array_namespace)
+    reference = agg(scores, counts, weights, explain=True)
+    for field in ("scores", "coverage", "compatibility", "lift", "breaker", "cover"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(reference, field), err_msg=field)

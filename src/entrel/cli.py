@@ -15,6 +15,7 @@ from entrel.errors import EntrelError
 from entrel.logs import configure_logging
 
 if TYPE_CHECKING:  # imported lazily below: grpc is slow to load for commands that do not need it
+    from entrel.bench.run import Options
     from entrel.service.channel import ClientSecurity
     from entrel.v1 import admin_pb2
 
@@ -241,12 +242,27 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return demo.run(settings, _config_args(args))
 
 
+# The parts of `entrel bench`, in the order it runs them.
+BENCH_PARTS = ("precompute", "naive", "online", "batch", "overrides", "traffic")
+
+
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from entrel.bench.run import run
+
+    run(settings, bench_options(args))
+    return 0
+
+
+def bench_options(args: argparse.Namespace) -> Options:
+    """The benchmark's options from `entrel bench` arguments (--only PART skips every other part)."""
     from pathlib import Path
 
-    from entrel.bench.run import Options, run
+    from entrel.bench.run import Options
 
-    options = Options(
+    skip = frozenset(args.skip)
+    if args.only:
+        skip |= frozenset(BENCH_PARTS) - frozenset(args.only)
+    return Options(
         out=Path(args.out),
         data=args.data,
         data_dir=args.data_dir,
@@ -254,11 +270,9 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
         requests=args.requests,
         duration_s=args.duration_s,
         fresh=args.fresh,
-        skip=frozenset(args.skip),
+        skip=skip,
         config_args=tuple(_config_args(args)),
     )
-    run(settings, options)
-    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -383,12 +397,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="short counts and fewer load levels: a smoke run")
     p.add_argument("--requests", type=int, help="at most this many requests per scenario")
     p.add_argument("--duration-s", type=float, help="at most this many seconds per scenario")
+    p.add_argument("--skip", action="append", default=[], choices=BENCH_PARTS, help="leave a part out (repeatable)")
     p.add_argument(
-        "--skip",
+        "--only",
         action="append",
         default=[],
-        choices=("precompute", "naive", "online", "batch", "overrides", "traffic"),
-        help="leave a part out (repeatable)",
+        choices=BENCH_PARTS,
+        help="run only this part (repeatable), e.g. --only batch: ScoreBatch against separate ScoreItems calls",
     )
     p = add("snapshots", cmd_snapshots, "list, verify or roll back cache snapshots")
     p.add_argument("action", nargs="?", choices=("list", "verify", "rollback"), default="list")

@@ -25,6 +25,7 @@ loaded the same way; a snapshot built with the term off holds none.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import threading
 import weakref
@@ -303,7 +304,7 @@ class SnapshotReader:
 
     def item_positions(self, item_ids: Sequence[str]) -> np.ndarray:
         """Row of each item in the in-memory item tables, -1 for items not in the snapshot."""
-        return np.fromiter((self.item_rows.get(i, -1) for i in item_ids), np.int64, len(item_ids))
+        return np.fromiter(map(self.item_rows.get, item_ids, itertools.repeat(-1)), np.int64, len(item_ids))
 
     def item_entity_ids(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows of the padded id matrix (all -1 for unknown items) and their entity counts: one numpy gather."""

@@ -30,10 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from array_api_compat import array_namespace
 
 from entrel.config import LogicSettings
-from entrel.logic.tnorms import tnorm
+from entrel.logic.tnorms import namespace, tnorm
 
 __all__ = ["COVERAGES", "NEUTRAL", "Aggregate", "Aggregator", "Weights", "contradiction", "match"]
 
@@ -44,13 +43,13 @@ COVERAGES = ("max", "noisy_or")
 
 def match(scores: Any) -> Any:
     """How far each entity is something the query asks for: 0 at neutral and below, 1 at a full match."""
-    xp = array_namespace(scores)
+    xp = namespace(scores)
     return xp.clip(2.0 * scores - 1.0, 0.0, 1.0)
 
 
 def contradiction(scores: Any) -> Any:
     """How far each entity contradicts the query: 0 at neutral and above, 1 at a full contradiction."""
-    xp = array_namespace(scores)
+    xp = namespace(scores)
     return xp.clip(1.0 - 2.0 * scores, 0.0, 1.0)
 
 
@@ -88,9 +87,20 @@ class Aggregate:
     cover: np.ndarray | None = None
 
 
-def _combine(scores: Any, weights: Any, coverage_weight: float, coverage_kind: str, floor: float, tnorm_name: str) -> Any:
+@dataclass(frozen=True)
+class _Parts:
+    """The terms of one aggregation (any array namespace), kept so explaining reuses them."""
+
+    matched: Any
+    coverage: Any
+    # Per slot: (1 - contradiction) ** its type weight.
+    compatible: Any
+    scores: Any
+
+
+def _parts(scores: Any, weights: Any, coverage_weight: float, coverage_kind: str, floor: float, tnorm_name: str) -> _Parts:
     """Item scores (any array namespace): T(covered ** w_cov, (1 - contradiction) ** w_type, ...)."""
-    xp = array_namespace(scores)
+    xp = namespace(scores)
     matched = match(scores)
     if coverage_kind == "max":
         coverage = xp.max(matched, axis=-1)
@@ -98,7 +108,7 @@ def _combine(scores: Any, weights: Any, coverage_weight: float, coverage_kind: s
         coverage = 1.0 - xp.prod(1.0 - matched, axis=-1)
     covered = (floor + (1.0 - floor) * coverage) ** coverage_weight
     compatible = (1.0 - contradiction(scores)) ** weights
-    return tnorm(tnorm_name)(xp.concat([covered[..., None], compatible], axis=-1))
+    return _Parts(matched, coverage, compatible, tnorm(tnorm_name)(xp.concat([covered[..., None], compatible], axis=-1)))
 
 
 class Aggregator:
@@ -148,44 +158,52 @@ class Aggregator:
 
     def combine(self, scores: Any, type_weights: Any) -> Any:
         """Item scores of padded rows, differentiable on torch tensors (training uses this)."""
-        return _combine(scores, type_weights, self.weights.coverage, self.coverage_kind, self.coverage_floor, self.tnorm_name)
+        return self._parts(scores, type_weights).scores
+
+    def _parts(self, scores: Any, type_weights: Any) -> _Parts:
+        return _parts(scores, type_weights, self.weights.coverage, self.coverage_kind, self.coverage_floor, self.tnorm_name)
 
     def __call__(
-        self, scores: np.ndarray, counts: np.ndarray, type_weights: np.ndarray | None = None, explain: bool = False
+        self, scores: np.ndarray, counts: np.ndarray, type_weights: np.ndarray | None = None, explain: bool | np.ndarray = False
     ) -> Aggregate:
         """Aggregate `scores` (items x entities, padded with NEUTRAL past each row's `counts`).
 
         `type_weights` has the shape of `scores` (each slot's entity-type weight); None weighs all 1.
+        `explain` is True for every row, or a mask of the rows to explain (a batch where only
+        some groups asked): the others get lift 0, no breaker and no cover. Rows are
+        independent, so a row scores the same alone, in any batch, and at any padded width.
         """
         if scores.shape[1] == 0:  # no item has an entity: one neutral column keeps every reduction defined
             scores = np.full((scores.shape[0], 1), NEUTRAL, dtype=np.float32)
         if type_weights is None or type_weights.shape != scores.shape:
             type_weights = np.ones_like(scores)
         empty = counts == 0
-        item_scores = np.where(empty, self.prior, self.combine(scores, type_weights)).astype(np.float32)
-        matched = match(scores)
-        coverage = (matched.max(axis=1) if self.coverage_kind == "max" else 1.0 - np.prod(1.0 - matched, axis=1)).astype(
-            np.float32
-        )
-        compatibility = np.prod((1.0 - contradiction(scores)) ** type_weights, axis=1).astype(np.float32)
-        if not explain:
+        parts = self._parts(scores, type_weights)
+        item_scores = np.where(empty, self.prior, parts.scores).astype(np.float32)
+        coverage = parts.coverage.astype(np.float32, copy=False)
+        compatibility = np.multiply.reduce(parts.compatible, axis=1).astype(np.float32, copy=False)
+        if isinstance(explain, bool) and not explain:
             return Aggregate(item_scores, empty, coverage, compatibility)
-        lift = self._lift(scores, type_weights, item_scores)
-        lift[empty] = 0.0
-        breaker = np.argmax(lift, axis=1)
-        breaking = (item_scores < self.match_threshold) & ~empty
-        breaking &= np.take_along_axis(lift, breaker[:, None], axis=1)[:, 0] > 0
-        cover = np.argmax(matched, axis=1)
-        covering = (np.take_along_axis(matched, cover[:, None], axis=1)[:, 0] > 0) & ~empty
-        return Aggregate(
-            item_scores,
-            empty,
-            coverage,
-            compatibility,
-            lift,
-            np.where(breaking, breaker, -1),
-            np.where(covering, cover, -1),
-        )
+        lift = np.zeros(scores.shape, dtype=np.float32)
+        breaker = np.full(len(scores), -1, dtype=np.int64)
+        cover = np.full(len(scores), -1, dtype=np.int64)
+        picked = slice(None) if isinstance(explain, bool) else np.asarray(explain, dtype=bool)
+        if not isinstance(picked, slice) and not picked.any():
+            return Aggregate(item_scores, empty, coverage, compatibility, lift, breaker, cover)
+        # Padded columns past the explained rows' widest count change nothing: left out of the (quadratic) lift.
+        width = max(1, int(counts[picked].max(initial=0)))
+        sub_lift = self._lift(scores[picked, :width], type_weights[picked, :width], item_scores[picked])
+        sub_empty, sub_scores, matched = empty[picked], item_scores[picked], parts.matched[picked, :width]
+        sub_lift[sub_empty] = 0.0
+        lift[picked, :width] = sub_lift
+        best = np.argmax(sub_lift, axis=1)
+        breaking = (sub_scores < self.match_threshold) & ~sub_empty
+        breaking &= np.take_along_axis(sub_lift, best[:, None], axis=1)[:, 0] > 0
+        breaker[picked] = np.where(breaking, best, -1)
+        best = np.argmax(matched, axis=1)
+        covering = (np.take_along_axis(matched, best[:, None], axis=1)[:, 0] > 0) & ~sub_empty
+        cover[picked] = np.where(covering, best, -1)
+        return Aggregate(item_scores, empty, coverage, compatibility, lift, breaker, cover)
 
     def _lift(self, scores: np.ndarray, type_weights: np.ndarray, item_scores: np.ndarray) -> np.ndarray:
         """Item score with entity j's contradiction lifted (its score raised to neutral) minus the score, for every j."""

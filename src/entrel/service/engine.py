@@ -13,10 +13,17 @@ precomputed where the snapshot has them) with its configured weight.
 
 Operators' overrides (`entrel.overrides`) replace looked-up scores before
 the live step, so an overridden miss is not sent to the model at all; the
-answer is what scoring it and then overriding would give. A batch of
-groups (ScoreBatch) runs each step for every group, with one snapshot,
-one row read per distinct query and one live submission for all misses:
-a group's answer is exactly what ScoreItems gives it alone.
+answer is what scoring it and then overriding would give.
+
+A call is a batch of groups (ScoreItems is a batch of one): every group's
+items are stacked into one padded matrix, so the lookup, the aggregation,
+the statuses and the answer's columns are one vectorised pass per call,
+not per group or per item; one snapshot, one row read per distinct query,
+one live submission for all misses. Rows are independent, so a group's
+answer is exactly what ScoreItems gives it alone. Per-item objects
+(:class:`ItemResult`) are built only when asked for; the gRPC layer
+encodes the columns directly, and explanations (per entity) are built
+for the groups that ask for them.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import wait
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -42,6 +49,7 @@ from entrel.logic import NEUTRAL, Aggregate, Aggregator
 from entrel.logic.exclusion import excluded_terms, violated_exclusion
 from entrel.overrides import OverrideTable, QueryOverrides
 from entrel.scoring import TextEncoder, similarities
+from entrel.scoring.similarity import as_float32
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher, Overloaded
 from entrel.service.extraction import InlineExtraction
@@ -52,6 +60,8 @@ __all__ = [
     "EntityScore",
     "Group",
     "InvalidRequest",
+    "ItemColumns",
+    "ItemRefs",
     "ItemRequest",
     "ItemResult",
     "ItemStatus",
@@ -102,6 +112,9 @@ _TYPE_CODE = {t: np.int8(i) for i, t in enumerate(_TYPES)}
 # Item status codes (by severity) with their messages.
 _OK, _UNKNOWN, _EMPTY, _DEGRADED = range(4)
 _NO_SIMILARITY = "similarity not computed within the request deadline: scored by its entities alone"
+_LATE = "entities not extracted within the request deadline: not judged"
+# Message codes past the status codes (which index their own status's message).
+_MSG_NO_SIMILARITY, _MSG_PRIOR_NO_SIMILARITY, _MSG_LATE = 4, 5, 6
 # Inline item texts encoded per step of the similarity term, the deadline checked between steps.
 _ENCODE_CHUNK = 8
 _STATUSES = (
@@ -110,6 +123,8 @@ _STATUSES = (
     (ItemStatus.NO_ENTITIES, "no entities extracted: not judged"),
     (ItemStatus.DEGRADED, "some entities got the prior score"),
 )
+# The status of each code, in code order (the gRPC layer maps codes to its enum).
+STATUS_OF_CODE = tuple(status for status, _ in _STATUSES)
 
 
 class SnapshotSource(Protocol):
@@ -134,11 +149,32 @@ class ItemRequest:
 
 
 @dataclass(frozen=True)
+class ItemRefs:
+    """A group's items as columns: ids in request order, and the inline items by position.
+
+    What the gRPC layer hands over, so a request of many items builds no
+    per-item request objects; :meth:`of` takes a list of ItemRequest.
+    """
+
+    ids: Sequence[str]
+    inline: Mapping[int, CatalogItem] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def of(cls, items: Sequence[ItemRequest] | ItemRefs) -> ItemRefs:
+        if isinstance(items, ItemRefs):
+            return items
+        return cls([r.item_id for r in items], {i: r.inline for i, r in enumerate(items) if r.inline is not None})
+
+
+@dataclass(frozen=True)
 class Group:
     """One query and its items within a batch: answered as a call of its own would be."""
 
     query: str | ValidQuery
-    items: Sequence[ItemRequest]
+    items: Sequence[ItemRequest] | ItemRefs
     explain: bool = False
 
 
@@ -178,9 +214,56 @@ class ItemResult:
     excluded: str = ""
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
+class ItemColumns:
+    """A group's answer per item, as arrays in request order: what :class:`ItemResult` holds, without the objects."""
+
+    item_ids: Sequence[str]
+    scores: np.ndarray
+    # Codes into STATUS_OF_CODE.
+    statuses: np.ndarray
+    # Codes into `message_texts`.
+    messages: np.ndarray
+    message_texts: Sequence[str]
+    coverage: np.ndarray
+    compatibility: np.ndarray
+    entity_scores: np.ndarray
+    similarity: np.ndarray
+    # None when no item's title was read (no explanation asked, no exclusion in the query): all "".
+    titles: Sequence[str] | None = None
+    # None when the query excludes nothing (or the penalty is 0): all "".
+    excluded: Sequence[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def results(self, entities: Sequence[list[EntityScore] | None] | None = None) -> list[ItemResult]:
+        """One ItemResult per item (with `entities[i]` when given)."""
+        n = len(self.item_ids)
+        titles, excluded = self.titles or [""] * n, self.excluded or [""] * n
+        texts = self.message_texts
+        statuses = [STATUS_OF_CODE[c] for c in self.statuses.tolist()]
+        return [
+            ItemResult(item_id, score, status, texts[m], title, e, cov, comp, es, sim, ex)
+            for item_id, score, status, m, title, e, cov, comp, es, sim, ex in zip(
+                self.item_ids,
+                self.scores.tolist(),
+                statuses,
+                self.messages.tolist(),
+                titles,
+                entities or [None] * n,
+                self.coverage.tolist(),
+                self.compatibility.tolist(),
+                self.entity_scores.tolist(),
+                self.similarity.tolist(),
+                excluded,
+                strict=True,
+            )
+        ]
+
+
+@dataclass(eq=False)
 class ScoreResult:
-    items: list[ItemResult]
     snapshot_id: str
     model_fingerprint: str
     tnorm: str
@@ -196,6 +279,18 @@ class ScoreResult:
     query_vector_cached: bool = False
     # What an item loses for naming a term the query excludes (entrel.logic.exclusion).
     exclusion_penalty: float = 0.0
+    # The answer per item as arrays (always set by the engine); `items` builds objects from it.
+    columns: ItemColumns | None = None
+    # Explanations: each item's entities, built for a group that asked for them.
+    explained: list[list[EntityScore]] | None = None
+    _items: list[ItemResult] | None = field(default=None, repr=False)
+
+    @property
+    def items(self) -> list[ItemResult]:
+        """The answer as one ItemResult per item, built on first use (the server encodes `columns` instead)."""
+        if self._items is None:
+            self._items = self.columns.results(self.explained) if self.columns is not None else []
+        return self._items
 
 
 @dataclass
@@ -208,7 +303,11 @@ class _Similarity:
 
 @dataclass
 class _Resolved:
-    """Items as a padded entity-id matrix; ids >= len(snapshot entities) are request-local."""
+    """Items as a padded entity-id matrix; ids >= len(snapshot entities) are request-local.
+
+    One for a whole call (every group's items stacked, padded to the widest);
+    :meth:`view` gives a group's rows, sharing the arrays.
+    """
 
     ids: np.ndarray
     counts: np.ndarray
@@ -218,21 +317,36 @@ class _Resolved:
     known: np.ndarray
     inline: np.ndarray
     local_entities: list[Entity]
+    # "" where not read (only the groups that explain or exclude read titles).
     titles: list[str]
     # Inline items whose extraction did not start before the deadline.
-    unextracted: frozenset[int] = frozenset()
+    unextracted: np.ndarray
+
+    def view(self, lo: int, hi: int) -> _Resolved:
+        """Rows lo:hi (one group), as views of these arrays."""
+        return _Resolved(
+            self.ids[lo:hi],
+            self.counts[lo:hi],
+            self.rows[lo:hi],
+            self.known[lo:hi],
+            self.inline[lo:hi],
+            self.local_entities,
+            self.titles[lo:hi],
+            self.unextracted[lo:hi],
+        )
 
 
 @dataclass
 class _Pending:
-    """One group between its lookup and its answer."""
+    """One group between its lookup and its answer: rows lo:hi of the call's matrices."""
 
-    items: Sequence[ItemRequest]
+    items: ItemRefs
     explain: bool
-    resolved: _Resolved
-    scores: np.ndarray
-    sources: np.ndarray
+    lo: int
+    hi: int
     result: ScoreResult
+    # Whether the query excludes something (its items' titles are read).
+    excludes: bool
     # Override reasons by entity id.
     reasons: dict[int, str]
 
@@ -314,34 +428,39 @@ class RelevanceEngine:
     # -- scoring -----------------------------------------------------------
 
     def score(
-        self, query: str | ValidQuery, items: Sequence[ItemRequest], explain: bool = False, deadline: float | None = None
+        self,
+        query: str | ValidQuery,
+        items: Sequence[ItemRequest] | ItemRefs,
+        explain: bool = False,
+        deadline: float | None = None,
     ) -> ScoreResult:
         """Score `items` for `query` (checked here unless it comes from `validate`); `deadline` is on the monotonic clock."""
         started = time.perf_counter()
         valid = query if isinstance(query, ValidQuery) else self.validate(query, len(items))
-        if problem := inline_problem(((i, r.inline) for i, r in enumerate(items) if r.inline), self.settings.server):
+        refs = ItemRefs.of(items)
+        if problem := inline_problem(refs.inline.items(), self.settings.server):
             raise InvalidRequest(problem)
-        return self._run([Group(valid, items, explain)], deadline, started)[0]
+        return self._run([Group(valid, refs, explain)], deadline, started)[0]
 
     def score_batch(self, groups: Sequence[Group], deadline: float | None = None) -> list[ScoreResult]:
-        """Score every group as :meth:`score` would, sharing the snapshot reads and one live submission.
+        """Score every group as :meth:`score` would, in one pass over all of their items.
 
         A group that breaks a limit refuses the whole batch (InvalidRequest
         naming `groups[i]`), so a caller never gets half an answer.
         """
         started = time.perf_counter()
         valid = self.validate_batch([(g.query, len(g.items)) for g in groups])
-        for g, group in enumerate(groups):
-            inline = ((i, r.inline) for i, r in enumerate(group.items) if r.inline)
-            if problem := inline_problem(inline, self.settings.server):
+        refs = [ItemRefs.of(g.items) for g in groups]
+        for g, items in enumerate(refs):
+            if problem := inline_problem(items.inline.items(), self.settings.server):
                 raise InvalidRequest(f"groups[{g}]: {problem}")
-        return self._run([Group(v, g.items, g.explain) for v, g in zip(valid, groups, strict=True)], deadline, started)
+        return self._run([Group(v, r, g.explain) for v, r, g in zip(valid, refs, groups, strict=True)], deadline, started)
 
     def _run(self, groups: list[Group], deadline: float | None, started: float) -> list[ScoreResult]:
         """Score validated groups, within one inline slot when any of them sends inline items."""
         if deadline is None:
             deadline = time.monotonic() + self.settings.server.default_deadline_ms / 1000
-        if not any(r.inline is not None for g in groups for r in g.items):
+        if not any(ItemRefs.of(g.items).inline for g in groups):
             return self._score(groups, deadline, started)
         # Inline items cost extraction and live scoring: a few such requests at
         # a time, so they never hold every worker thread from cached requests.
@@ -367,53 +486,65 @@ class RelevanceEngine:
     def _score(self, groups: list[Group], deadline: float, started: float, encode_inline: bool = True) -> list[ScoreResult]:
         snap = self._snapshot.current()
         overrides = self.overrides.current() if self.overrides is not None else None
-        rows: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
-        pending = []
+        penalty = self.settings.exclusion.penalty
+        # Distinct queries of the call, each read once; the query index of every group.
+        queries: dict[str, int] = {}
+        pending: list[_Pending] = []
+        lo = 0
         for group in groups:
             assert isinstance(group.query, ValidQuery), "validated by score or score_batch"
             normalized = group.query.normalized
-            excludes = bool(self.settings.exclusion.penalty and excluded_terms(normalized))
-            resolved = self._resolve(snap, group.items, group.explain or excludes, deadline)
-            if normalized not in rows:  # one read per distinct query of a batch
-                rows[normalized] = snap.row(normalized) if snap is not None else None
-            scores, sources, hits = self._lookup(rows[normalized], resolved.ids)
-            chosen = overrides.for_query(normalized) if overrides is not None else None
-            reasons = {}
-            if chosen is not None:
-                reasons = self._apply_overrides(chosen, snap, resolved, scores, sources, group.explain)
+            queries.setdefault(normalized, len(queries))
+            items = ItemRefs.of(group.items)
             result = ScoreResult(
-                items=[],
                 snapshot_id=snap.snapshot_id if snap else "",
                 model_fingerprint=self.fingerprint,
                 tnorm=self.aggregator.tnorm_name,
                 normalized_query=normalized,
-                query_cached=rows[normalized] is not None,
-                cache_hits=hits,
-                exclusion_penalty=self.settings.exclusion.penalty,
+                query_cached=False,
+                exclusion_penalty=penalty,
             )
-            pending.append(_Pending(group.items, group.explain, resolved, scores, sources, result, reasons))
+            excludes = bool(penalty and excluded_terms(normalized))
+            pending.append(_Pending(items, group.explain, lo, lo + len(items), result, excludes, {}))
+            lo += len(items)
+        resolved = self._resolve(snap, pending, deadline)
+        rows = [snap.row(q) if snap is not None else None for q in queries]
+        query_of_row = np.repeat([queries[p.result.normalized_query] for p in pending], [p.hi - p.lo for p in pending])
+        scores, sources, found = self._lookup(rows, query_of_row, resolved.ids)
+        hits = _per_group(found, pending)
+        for p, n in zip(pending, hits, strict=True):
+            p.result.query_cached = rows[queries[p.result.normalized_query]] is not None
+            p.result.cache_hits = n
+            chosen = overrides.for_query(p.result.normalized_query) if overrides is not None else None
+            if chosen is not None:
+                p.reasons = self._apply_overrides(
+                    chosen, snap, resolved.view(p.lo, p.hi), scores[p.lo : p.hi], sources[p.lo : p.hi], p.explain
+                )
         looked_up = time.perf_counter()
-        all_notes = self._fill_misses(snap, pending, deadline)
+        all_notes = self._fill_misses(snap, resolved, scores, sources, pending, deadline)
         lived = time.perf_counter()
-        for p, notes in zip(pending, all_notes, strict=True):
-            result, resolved = p.result, p.resolved
-            aggregate = self.aggregator(p.scores, resolved.counts, self._type_weights(snap, resolved), explain=p.explain)
-            # Inline items' similarity starts no chunk in the last half of the time left: that is for the answer.
-            now = time.monotonic()
-            stop_encoding = deadline - 0.5 * max(0.0, deadline - now)
-            similarity = self._similarity(snap, result.normalized_query, p.items, resolved, result, stop_encoding, encode_inline)
-            aggregated = time.perf_counter()
-            result.items = self._results(snap, p, aggregate, similarity, notes)
-            done = time.perf_counter()
-            result.timings_ms = {
-                "lookup": (looked_up - started) * 1000,
-                "live": (lived - looked_up) * 1000,
-                "aggregate": (aggregated - lived) * 1000,
-                "total": (done - started) * 1000,
-            }
-            metrics.CACHE_HITS.inc(result.cache_hits)
-            metrics.CACHE_MISSES.inc(result.cache_misses)
-            metrics.PRIOR_PAIRS.inc(result.prior_pairs)
+        explain: bool | np.ndarray = False
+        if any(p.explain for p in pending):
+            explain = np.repeat([p.explain for p in pending], [p.hi - p.lo for p in pending])
+        aggregate = self.aggregator(scores, resolved.counts, self._type_weights(snap, resolved), explain=explain)
+        # Inline items' similarity starts no chunk in the last half of the time left: that is for the answer.
+        now = time.monotonic()
+        stop_encoding = deadline - 0.5 * max(0.0, deadline - now)
+        similarity = self._similarity(snap, pending, resolved, stop_encoding, encode_inline)
+        aggregated = time.perf_counter()
+        self._results(snap, pending, resolved, scores, sources, aggregate, similarity, all_notes)
+        done = time.perf_counter()
+        timings = {
+            "lookup": (looked_up - started) * 1000,
+            "live": (lived - looked_up) * 1000,
+            "aggregate": (aggregated - lived) * 1000,
+            "total": (done - started) * 1000,
+        }
+        for p in pending:
+            p.result.timings_ms = dict(timings)
+        metrics.CACHE_HITS.inc(sum(p.result.cache_hits for p in pending))
+        metrics.CACHE_MISSES.inc(sum(p.result.cache_misses for p in pending))
+        metrics.PRIOR_PAIRS.inc(sum(p.result.prior_pairs for p in pending))
         return [p.result for p in pending]
 
     def _apply_overrides(
@@ -471,50 +602,61 @@ class RelevanceEngine:
         base = self._entity_types.get(key)
         if base is None:
             types = [_TYPE_CODE[snap.entity(i).type] for i in range(snap.entity_count)] if snap is not None else []
-            base = np.array(types, dtype=np.int8)
+            # Padding (-1) indexes the trailing -1.
+            base = np.array([*types, -1], dtype=np.int8)
             self._entity_types = {key: base}  # keep only the current snapshot's
+        if not resolved.local_entities:
+            return base[resolved.ids]
         local = np.array([_TYPE_CODE[e.type] for e in resolved.local_entities], dtype=np.int8)
-        # Padding (-1) indexes the trailing -1.
-        return np.concatenate([base, local, np.full(1, -1, dtype=np.int8)])[resolved.ids]
+        return np.concatenate([base[:-1], local, base[-1:]])[resolved.ids]
 
     def _type_weights(self, snap: SnapshotView | None, resolved: _Resolved) -> np.ndarray:
         """The type weight of every slot of the padded entity matrix (1 in padding)."""
         return self._weight_of_type[self._slot_types(snap, resolved)]
 
     def _similarity(
-        self,
-        snap: SnapshotView | None,
-        normalized: str,
-        items: Sequence[ItemRequest],
-        resolved: _Resolved,
-        result: ScoreResult,
-        deadline: float,
-        encode_inline: bool,
+        self, snap: SnapshotView | None, pending: list[_Pending], resolved: _Resolved, deadline: float, encode_inline: bool
     ) -> _Similarity:
-        """Cosine of the query with each item's text (0 for unknown items); sets the response's weight.
+        """Cosine of each group's query with each of its items' texts (0 for unknown items); sets the responses' weight.
 
         The term applies only with a snapshot that holds item vectors, so
         every item of a response is scored alike; inline items are encoded
         live, a chunk at a time while the deadline allows: those left are
         scored by their entities alone (and say so).
         """
-        sims = _Similarity(np.zeros(len(items), dtype=np.float32), np.zeros(len(items), dtype=bool))
+        n = len(resolved.known)
+        sims = _Similarity(np.zeros(n, dtype=np.float32), np.zeros(n, dtype=bool))
         if self._encoder is None or snap is None:
             return sims
         known = np.flatnonzero(resolved.known)
         vectors = snap.item_vectors(resolved.rows[known])
         if vectors is None:
             return sims
-        query = snap.query_vector(normalized)
-        result.query_vector_cached = query is not None
-        if query is None:
-            query = self._encoder.encode_query(normalized, deadline)
-        if query is None:  # the encoder stayed busy: every item by its entities alone, flagged
-            sims.unscored[:] = resolved.known | resolved.inline
-            return sims
-        if known.size:
-            sims.values[known] = similarities(query, vectors)
-        inline = [(i, item_text(r.inline)) for i, r in enumerate(items) if r.inline is not None]
+        vectors = as_float32(vectors)  # once for the call (similarities() would per group)
+        # Each group's known items are a run of `known` (rows ascend): its vectors are a slice.
+        bounds = np.searchsorted(known, [[p.lo, p.hi] for p in pending]).tolist()
+        # Per distinct query: its vector (None when the encoder stayed busy), and whether the snapshot held it.
+        query_vectors: dict[str, tuple[np.ndarray | None, bool]] = {}
+        for p, (start, stop) in zip(pending, bounds, strict=True):
+            result, normalized = p.result, p.result.normalized_query
+            if normalized not in query_vectors:
+                cached = snap.query_vector(normalized)
+                live = self._encoder.encode_query(normalized, deadline) if cached is None else None
+                query_vectors[normalized] = (cached if cached is not None else live, cached is not None)
+            query, result.query_vector_cached = query_vectors[normalized]
+            group = slice(p.lo, p.hi)
+            if query is None:  # the encoder stayed busy: every item by its entities alone, flagged
+                sims.unscored[group] = resolved.known[group] | resolved.inline[group]
+                continue
+            if stop > start:
+                sims.values[known[start:stop]] = similarities(query, vectors[start:stop])
+            self._encode_inline(p, query, sims, deadline, encode_inline)
+            result.similarity_weight = self.settings.similarity.weight
+        return sims
+
+    def _encode_inline(self, p: _Pending, query: np.ndarray, sims: _Similarity, deadline: float, encode_inline: bool) -> None:
+        """The similarity of a group's inline items, encoded a chunk at a time while the deadline allows."""
+        inline = [(p.lo + i, item_text(item)) for i, item in sorted(p.items.inline.items())]
         if not encode_inline:
             sims.unscored[[i for i, _ in inline]] = True
             inline = []
@@ -524,14 +666,13 @@ class RelevanceEngine:
             began = time.monotonic()
             encoded = None
             if began + last_chunk_s < deadline:
+                assert self._encoder is not None, "called with an encoder"
                 encoded = self._encoder.encode_by([text for _, text in chunk], deadline - last_chunk_s)
             if encoded is None:
                 sims.unscored[[i for i, _ in inline[start:]]] = True
                 break
             sims.values[[i for i, _ in chunk]] = similarities(query, encoded)
             last_chunk_s = time.monotonic() - began
-        result.similarity_weight = self.settings.similarity.weight
-        return sims
 
     def _extract_inline(self, snap: SnapshotView | None, items: list[CatalogItem], deadline: float) -> list[list[Entity] | None]:
         """Entities of each inline item (in worker processes), None for those not extracted in time.
@@ -543,13 +684,17 @@ class RelevanceEngine:
         until = time.monotonic() + (deadline - time.monotonic()) / 2
         return self._extraction.extract(*_vocabulary(snap), items, until)
 
-    def _resolve(self, snap: SnapshotView | None, items: Sequence[ItemRequest], with_titles: bool, deadline: float) -> _Resolved:
-        """Each item's entity ids (snapshot or freshly extracted), and its title when `with_titles`
-        (explanations show it; exclusions are tested against it)."""
-        n = len(items)
+    def _resolve(self, snap: SnapshotView | None, pending: list[_Pending], deadline: float) -> _Resolved:
+        """Every group's items stacked: entity ids (snapshot or freshly extracted), and the titles of the groups
+        that explain or exclude (explanations show them; exclusions are tested against them)."""
+        item_ids = [item_id for p in pending for item_id in p.items.ids]
+        inline_items = {p.lo + i: item for p in pending for i, item in p.items.inline.items()}
+        n = len(item_ids)
         if snap is not None:
+            rows = snap.item_positions(item_ids)
             # Inline items are extracted afresh even when their id is in the snapshot.
-            rows = np.where([r.inline is None for r in items], snap.item_positions([r.item_id for r in items]), -1)
+            if inline_items:
+                rows[list(inline_items)] = -1
             known = rows >= 0
             ids, counts = snap.item_entity_ids(rows)
             n_snapshot_entities = snap.entity_count
@@ -559,12 +704,12 @@ class RelevanceEngine:
             ids = np.full((n, 0), -1, dtype=np.int32)
             counts = np.zeros(n, dtype=np.int32)
             n_snapshot_entities = 0
-        inline_rows = [i for i, r in enumerate(items) if r.inline is not None]
+        inline_rows = sorted(inline_items)
         local: list[Entity] = []
-        unextracted: frozenset[int] = frozenset()
+        unextracted = np.zeros(n, dtype=bool)
         if inline_rows:
-            maybe = self._extract_inline(snap, [r.inline for r in items if r.inline is not None], deadline)
-            unextracted = frozenset(row for row, e in zip(inline_rows, maybe, strict=True) if e is None)
+            maybe = self._extract_inline(snap, [inline_items[row] for row in inline_rows], deadline)
+            unextracted[[row for row, e in zip(inline_rows, maybe, strict=True) if e is None]] = True
             extracted = [e or [] for e in maybe]
             local_ids: dict[Entity, int] = {}
             width = max(ids.shape[1], max((len(e) for e in extracted), default=0))
@@ -579,52 +724,73 @@ class RelevanceEngine:
                 counts[row] = len(entities)
             local = list(local_ids)
         titles = [""] * n
-        if with_titles:
-            titles = snap.titles([r.item_id for r in items]) if snap is not None else titles
-            for i, r in enumerate(items):
-                if r.inline is not None:
-                    titles[i] = r.inline.title
+        for p in pending:
+            if p.explain or p.excludes:
+                if snap is not None:
+                    titles[p.lo : p.hi] = snap.titles(item_ids[p.lo : p.hi])
+                for i, item in p.items.inline.items():
+                    titles[p.lo + i] = item.title
         inline = np.zeros(n, dtype=bool)
         inline[inline_rows] = True
         return _Resolved(ids, counts, rows, known, inline, local, titles, unextracted)
 
     @staticmethod
-    def _lookup(row: tuple[np.ndarray, np.ndarray] | None, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-        """Scores (NEUTRAL where padded, NaN where missed) and source codes of every slot."""
+    def _lookup(
+        rows: list[tuple[np.ndarray, np.ndarray] | None], query_of_row: np.ndarray, ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores (NEUTRAL where padded, NaN where missed) and source codes of every slot, and the hits per item row.
+
+        Row r reads the cached row of query `query_of_row[r]`: all of them are
+        searched at once, keyed by (query index, entity id).
+        """
         valid = ids >= 0
         scores = np.full(ids.shape, NEUTRAL, dtype=np.float32)
         sources = np.zeros(ids.shape, dtype=np.int8)
-        wanted = ids[valid]
-        found = np.full(wanted.shape, np.nan, dtype=np.float32)
-        if row is not None and row[0].size and wanted.size:
-            row_ids, row_scores = row
-            pos = np.minimum(np.searchsorted(row_ids, wanted), row_ids.size - 1)
-            hit = row_ids[pos] == wanted
-            found[hit] = row_scores[pos[hit]]
+        keys = [(q << 32) | row[0].astype(np.int64) for q, row in enumerate(rows) if row is not None and row[0].size]
+        if keys:
+            row_keys = keys[0] if len(keys) == 1 else np.concatenate(keys)
+            row_scores = [row[1] for row in rows if row is not None and row[0].size]
+            values = row_scores[0] if len(row_scores) == 1 else np.concatenate(row_scores)
+            wanted = (query_of_row[:, None].astype(np.int64) << 32 | ids)[valid]
+            pos = np.minimum(np.searchsorted(row_keys, wanted), row_keys.size - 1)
+            hit = row_keys[pos] == wanted
+            found = np.full(wanted.shape, np.nan, dtype=np.float32)
+            found[hit] = values[pos[hit]]
+        else:
+            found = np.full(int(np.count_nonzero(valid)), np.nan, dtype=np.float32)
         scores[valid] = found
         sources[valid] = np.where(np.isnan(found), _PRIOR, _CACHED)
-        return scores, sources, int(np.count_nonzero(~np.isnan(found)))
+        return scores, sources, np.count_nonzero(sources == _CACHED, axis=1)
 
-    def _fill_misses(self, snap: SnapshotView | None, pending: list[_Pending], deadline: float) -> list[dict[int, str]]:
+    def _fill_misses(
+        self,
+        snap: SnapshotView | None,
+        resolved: _Resolved,
+        scores: np.ndarray,
+        sources: np.ndarray,
+        pending: list[_Pending],
+        deadline: float,
+    ) -> list[dict[int, str]]:
         """Score every group's missed entities live, in one submission; those not scored get the prior.
 
         Returns each group's notes by entity id.
         """
+        missed_rows = np.isnan(scores).any(axis=1)
+        if not missed_rows.any():
+            return [{} for _ in pending]
         cap = self.settings.server.max_live_pairs_per_request
         pairs: list[tuple[str, str]] = []
         # Per group with misses: its missing slots, distinct missed ids, their entities and where its pairs start.
         plans: list[tuple[_Pending, np.ndarray, np.ndarray, list[Entity], int]] = []
-        for p in pending:
-            missing = np.isnan(p.scores)
-            if not missing.any():
+        for p, n_missed in zip(pending, _per_group(missed_rows, pending), strict=True):
+            if not n_missed:
                 continue
-            miss_ids = np.unique(p.resolved.ids[missing])
+            missing = np.isnan(scores[p.lo : p.hi])
+            miss_ids = np.unique(resolved.ids[p.lo : p.hi][missing])
             p.result.cache_misses = int(missing.sum())
-            entities = [self._entity(snap, p.resolved, int(i)) for i in miss_ids]
+            entities = [self._entity(snap, resolved, int(i)) for i in miss_ids]
             plans.append((p, missing, miss_ids, entities, len(pairs)))
             pairs += [(p.result.normalized_query, e.render()) for e in entities[:cap]]
-        if not plans:
-            return [{} for _ in pending]
         futures = self._batcher.submit(pairs, deadline)
         # Logged only once admitted: a shed request leaves no trace for the nightly.
         if self._miss_log is not None:
@@ -648,9 +814,9 @@ class RelevanceEngine:
             for k in range(len(mine), len(miss_ids)):
                 notes[int(miss_ids[k])] = f"over the live cap of {cap} pairs per request"
             # Map each missing slot to its position in miss_ids.
-            slot = np.searchsorted(miss_ids, p.resolved.ids[missing])
-            p.scores[missing] = values[slot]
-            p.sources[missing] = np.where(scored[slot], _LIVE, _PRIOR)
+            slot = np.searchsorted(miss_ids, resolved.ids[p.lo : p.hi][missing])
+            scores[p.lo : p.hi][missing] = values[slot]
+            sources[p.lo : p.hi][missing] = np.where(scored[slot], _LIVE, _PRIOR)
             p.result.live_scored_pairs = int(scored.sum())
             p.result.prior_pairs = len(miss_ids) - p.result.live_scored_pairs
         return [notes_of.get(id(p), {}) for p in pending]
@@ -661,87 +827,122 @@ class RelevanceEngine:
             return snap.entity(entity_id)
         return resolved.local_entities[entity_id - (snap.entity_count if snap is not None else 0)]
 
-    @staticmethod
-    def _statuses(resolved: _Resolved, sources: np.ndarray, aggregate: Aggregate) -> np.ndarray:
-        """Status code per item (index into _STATUSES); a more severe status overrides a milder one."""
+    def _results(
+        self,
+        snap: SnapshotView | None,
+        pending: list[_Pending],
+        resolved: _Resolved,
+        scores: np.ndarray,
+        sources: np.ndarray,
+        aggregate: Aggregate,
+        similarity: _Similarity,
+        all_notes: list[dict[int, str]],
+    ) -> None:
+        """Every group's answer columns, computed for all rows at once; explanations for the groups that asked."""
+        # Status code per item; a more severe status overrides a milder one.
         codes = np.full(len(resolved.known), _OK, dtype=np.int8)
         codes[(sources == _PRIOR).any(axis=1)] = _DEGRADED
         codes[aggregate.empty] = _EMPTY
         codes[~resolved.known & ~resolved.inline] = _UNKNOWN
-        for code, count in zip(*np.unique(codes, return_counts=True), strict=True):
-            metrics.ITEMS.labels(_STATUSES[code][0].value).inc(int(count))
-        return codes
-
-    def _results(
-        self, snap: SnapshotView | None, p: _Pending, aggregate: Aggregate, similarity: _Similarity, notes: dict[int, str]
-    ) -> list[ItemResult]:
-        resolved, scores, sources, result, items, explain = p.resolved, p.scores, p.sources, p.result, p.items, p.explain
-        code_array = self._statuses(resolved, sources, aggregate)
-        weight = result.similarity_weight
-        blended = (1.0 - weight) * aggregate.scores + weight * similarity.values
-        blended = np.where(similarity.unscored, aggregate.scores, blended)
-        excluded = _excluded(result.normalized_query, resolved.titles, result.exclusion_penalty)
-        if any(excluded):
-            blended = blended * np.where([bool(term) for term in excluded], 1.0 - result.exclusion_penalty, 1.0)
+        for code, count in enumerate(np.bincount(codes, minlength=len(_STATUSES)).tolist()):
+            if count:
+                metrics.ITEMS.labels(_STATUSES[code][0].value).inc(count)
         # Not judged: below any real match, so a client sorting by score never prefers it.
-        unjudged = np.isin(code_array, (_UNKNOWN, _EMPTY))
-        # Degraded so far only by entities at the prior (_statuses); the similarity may degrade more below.
-        had_prior = (code_array == _DEGRADED).tolist()
-        code_array[similarity.unscored & (code_array == _OK)] = _DEGRADED
-        item_scores = np.where(unjudged, self.settings.logic.unjudged_score, blended).tolist()
-        entity_scores, similarity_list = aggregate.scores.tolist(), similarity.values.tolist()
-        unscored = similarity.unscored.tolist()
-        codes = code_array.tolist()
-        coverage, compatibility = aggregate.coverage.tolist(), aggregate.compatibility.tolist()
+        unjudged = (codes == _UNKNOWN) | (codes == _EMPTY)
+        # Degraded so far only by entities at the prior; the similarity may degrade more below.
+        had_prior = codes == _DEGRADED
+        no_similarity = similarity.unscored & ((codes == _OK) | had_prior)
+        codes[no_similarity] = _DEGRADED
+        messages = codes.astype(np.int8)
+        messages[no_similarity] = np.where(had_prior[no_similarity], _MSG_PRIOR_NO_SIMILARITY, _MSG_NO_SIMILARITY)
+        messages[resolved.unextracted & (codes != _UNKNOWN)] = _MSG_LATE
         unknown_message = "item id not in the serving snapshot" if snap is not None else "no snapshot is being served"
-        late_message = "entities not extracted within the request deadline: not judged"
-        if explain:  # plain lists: indexing numpy scalars one by one is slow
-            assert aggregate.lift is not None and aggregate.breaker is not None and aggregate.cover is not None, (
-                "explained as asked"
+        texts = (
+            "",
+            unknown_message,
+            _STATUSES[_EMPTY][1],
+            _STATUSES[_DEGRADED][1],
+            _NO_SIMILARITY,
+            f"{_STATUSES[_DEGRADED][1]}; {_NO_SIMILARITY}",
+            _LATE,
+        )
+        unjudged_score = self.settings.logic.unjudged_score
+        for p, notes in zip(pending, all_notes, strict=True):
+            result, rows = p.result, slice(p.lo, p.hi)
+            weight = result.similarity_weight
+            entity_scores, sims, unscored = aggregate.scores[rows], similarity.values[rows], similarity.unscored[rows]
+            blended = (1.0 - weight) * entity_scores + weight * sims
+            blended = np.where(unscored, entity_scores, blended)
+            excluded = None
+            if p.excludes:
+                excluded = _excluded(result.normalized_query, resolved.titles[rows], result.exclusion_penalty)
+                if any(excluded):
+                    blended = blended * np.where([bool(term) for term in excluded], 1.0 - result.exclusion_penalty, 1.0)
+            result.columns = ItemColumns(
+                p.items.ids,
+                np.where(unjudged[rows], unjudged_score, blended),
+                codes[rows],
+                messages[rows],
+                texts,
+                aggregate.coverage[rows],
+                aggregate.compatibility[rows],
+                entity_scores,
+                sims,
+                resolved.titles[rows] if p.explain or p.excludes else None,
+                excluded,
             )
-            ids, counts = resolved.ids.tolist(), resolved.counts.tolist()
-            score_rows, source_rows = scores.tolist(), sources.tolist()
-            lift_rows, breakers, covers = aggregate.lift.tolist(), aggregate.breaker.tolist(), aggregate.cover.tolist()
-            weight_rows = self._type_weights(snap, resolved).tolist()
-            band = self.settings.logic.neutral_band
-        out = []
-        for i, request in enumerate(items):
-            status, message = _STATUSES[codes[i]]
-            if unscored[i] and codes[i] == _DEGRADED:
-                message = f"{message}; {_NO_SIMILARITY}" if had_prior[i] else _NO_SIMILARITY
-            entities = None
-            if explain:
-                entities = [
-                    EntityScore(
-                        entity=self._entity(snap, resolved, ids[i][j]),
-                        score=score_rows[i][j],
-                        source=_SOURCE_OF_CODE[source_rows[i][j]],
-                        lift=lift_rows[i][j],
-                        breaks_match=breakers[i] == j,
-                        role=_role(score_rows[i][j], band),
-                        covers=covers[i] == j,
-                        weight=weight_rows[i][j],
-                        note=notes.get(ids[i][j], ""),
-                        reason=p.reasons.get(ids[i][j], ""),
-                    )
-                    for j in range(counts[i])
-                ]
-            out.append(
-                ItemResult(
-                    request.item_id,
-                    item_scores[i],
-                    status,
-                    unknown_message if codes[i] == _UNKNOWN else late_message if i in resolved.unextracted else message,
-                    resolved.titles[i],
-                    entities,
-                    coverage[i],
-                    compatibility[i],
-                    entity_scores[i],
-                    similarity_list[i],
-                    excluded[i],
+            if p.explain:
+                result.explained = self._explanations(
+                    snap, resolved.view(p.lo, p.hi), scores[rows], sources[rows], aggregate, rows, notes, p.reasons
                 )
-            )
-        return out
+
+    def _explanations(
+        self,
+        snap: SnapshotView | None,
+        resolved: _Resolved,
+        scores: np.ndarray,
+        sources: np.ndarray,
+        aggregate: Aggregate,
+        rows: slice,
+        notes: dict[int, str],
+        reasons: dict[int, str],
+    ) -> list[list[EntityScore]]:
+        """Each item's entities with their scores, sources, roles and what they did to the item."""
+        assert aggregate.lift is not None and aggregate.breaker is not None and aggregate.cover is not None, "explained as asked"
+        # Plain lists: indexing numpy scalars one by one is slow.
+        ids, counts = resolved.ids.tolist(), resolved.counts.tolist()
+        score_rows, source_rows = scores.tolist(), sources.tolist()
+        lift_rows, breakers, covers = (
+            aggregate.lift[rows].tolist(),
+            aggregate.breaker[rows].tolist(),
+            aggregate.cover[rows].tolist(),
+        )
+        weight_rows = self._type_weights(snap, resolved).tolist()
+        band = self.settings.logic.neutral_band
+        return [
+            [
+                EntityScore(
+                    entity=self._entity(snap, resolved, ids[i][j]),
+                    score=score_rows[i][j],
+                    source=_SOURCE_OF_CODE[source_rows[i][j]],
+                    lift=lift_rows[i][j],
+                    breaks_match=breakers[i] == j,
+                    role=_role(score_rows[i][j], band),
+                    covers=covers[i] == j,
+                    weight=weight_rows[i][j],
+                    note=notes.get(ids[i][j], ""),
+                    reason=reasons.get(ids[i][j], ""),
+                )
+                for j in range(counts[i])
+            ]
+            for i in range(len(counts))
+        ]
+
+
+def _per_group(per_row: np.ndarray, pending: Sequence[_Pending]) -> list[int]:
+    """Sums of `per_row` over each group's rows (empty groups included)."""
+    total = np.concatenate([[0], np.cumsum(per_row, dtype=np.int64)])
+    return (total[[p.hi for p in pending]] - total[[p.lo for p in pending]]).tolist()
 
 
 def _vocabulary(snap: SnapshotView | None) -> tuple[str, str]:

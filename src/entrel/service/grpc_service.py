@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import grpc
+import numpy as np
 
 from entrel.cache import SnapshotError
 from entrel.catalog import CatalogItem
@@ -19,9 +20,10 @@ from entrel.service.access import PermissionDenied, Unauthenticated
 from entrel.service.batcher import DeadlineExceeded, Overloaded
 from entrel.service.decoding import Undecodable, lenient_decoder
 from entrel.service.engine import (
+    STATUS_OF_CODE,
     Group,
     InvalidRequest,
-    ItemRequest,
+    ItemRefs,
     ItemStatus,
     RelevanceEngine,
     Role,
@@ -29,6 +31,7 @@ from entrel.service.engine import (
     Source,
 )
 from entrel.service.stats import ServingStats
+from entrel.service.wire import item_scores
 from entrel.v1 import relevance_pb2 as pb
 from entrel.v1 import relevance_pb2_grpc as pb_grpc
 
@@ -79,6 +82,8 @@ _SOURCE = {
     Source.PRIOR: pb.SCORE_SOURCE_PRIOR,
     Source.OVERRIDE: pb.SCORE_SOURCE_OVERRIDE,
 }
+# The enum number of each engine status code.
+_STATUS_NUMBER = np.array([_ITEM_STATUS[status] for status in STATUS_OF_CODE], dtype=np.uint8)
 _Response = TypeVar("_Response")
 
 
@@ -89,35 +94,75 @@ def _answer_by(remaining_s: float) -> float:
     return time.monotonic() + max(0.0, remaining_s - margin)
 
 
-def _item_requests(refs: Sequence[pb.ItemRef], where: str = "") -> list[ItemRequest]:
-    """The engine's item requests; InvalidRequest naming `<where>items[i]` for a ref with nothing set."""
-    return [_item_request(i, ref, where) for i, ref in enumerate(refs)]
-
-
-def _item_request(index: int, ref: pb.ItemRef, where: str) -> ItemRequest:
-    kind = ref.WhichOneof("ref")
-    if kind == "item_id":
-        return ItemRequest(ref.item_id)
-    if kind == "inline":
-        item = ref.inline
-        item_id = item.item_id or f"inline-{index}"
-        return ItemRequest(
-            item_id,
-            CatalogItem(
-                item_id=item_id,
+def _item_refs(refs: Sequence[pb.ItemRef], where: str = "") -> ItemRefs:
+    """The engine's item references; InvalidRequest naming `<where>items[i]` for a ref with nothing set."""
+    ids = [ref.item_id for ref in refs]
+    inline: dict[int, CatalogItem] = {}
+    # An id is "" only for an inline item, a ref with nothing set, or an explicitly empty id.
+    for index in (i for i, item_id in enumerate(ids) if not item_id):
+        ref = refs[index]
+        kind = ref.WhichOneof("ref")
+        if kind == "inline":
+            item = ref.inline
+            ids[index] = item.item_id or f"inline-{index}"
+            inline[index] = CatalogItem(
+                item_id=ids[index],
                 title=item.title,
                 description=item.description,
                 brand=item.brand,
                 color=item.color,
                 category=tuple(item.category_path),
                 attributes=dict(item.attributes),
-            ),
-        )
-    raise InvalidRequest(f"{where}items[{index}] has neither item_id nor inline set")
+            )
+        elif kind != "item_id":
+            raise InvalidRequest(f"{where}items[{index}] has neither item_id nor inline set")
+    return ItemRefs(ids, inline)
 
 
 def to_response(result: ScoreResult) -> pb.ScoreItemsResponse:
-    response = pb.ScoreItemsResponse()
+    """The response of one scored group: its items encoded from the columns, or built with their explanations."""
+    columns = result.columns
+    if columns is None or result.explained is not None:
+        response = pb.ScoreItemsResponse()
+        _add_items(response, result)
+    else:
+        encoded = item_scores(
+            columns.item_ids,
+            columns.scores,
+            _STATUS_NUMBER[columns.statuses],
+            columns.messages,
+            columns.message_texts,
+            columns.coverage,
+            columns.compatibility,
+            columns.entity_scores,
+            columns.similarity,
+            columns.titles,
+            columns.excluded,
+        )
+        response = pb.ScoreItemsResponse.FromString(encoded)
+    t = result.timings_ms
+    metadata = response.metadata
+    metadata.snapshot_id = result.snapshot_id
+    metadata.model_fingerprint = result.model_fingerprint
+    metadata.tnorm = result.tnorm
+    metadata.normalized_query = result.normalized_query
+    metadata.query_cached = result.query_cached
+    metadata.cache_hits = result.cache_hits
+    metadata.cache_misses = result.cache_misses
+    metadata.live_scored_pairs = result.live_scored_pairs
+    metadata.prior_pairs = result.prior_pairs
+    metadata.lookup_ms = t.get("lookup", 0.0)
+    metadata.live_ms = t.get("live", 0.0)
+    metadata.aggregate_ms = t.get("aggregate", 0.0)
+    metadata.total_ms = t.get("total", 0.0)
+    metadata.similarity_weight = result.similarity_weight
+    metadata.exclusion_penalty = result.exclusion_penalty
+    metadata.query_vector_cached = result.query_vector_cached
+    return response
+
+
+def _add_items(response: pb.ScoreItemsResponse, result: ScoreResult) -> None:
+    """Items as messages, one by one: the path of explained answers (each entity is a message too)."""
     for item in result.items:
         out = response.items.add(
             item_id=item.item_id,
@@ -145,28 +190,6 @@ def to_response(result: ScoreResult) -> pb.ScoreItemsResponse:
                 weight=e.weight,
                 override_reason=e.reason,
             )
-    t = result.timings_ms
-    response.metadata.CopyFrom(
-        pb.ResponseMetadata(
-            snapshot_id=result.snapshot_id,
-            model_fingerprint=result.model_fingerprint,
-            tnorm=result.tnorm,
-            normalized_query=result.normalized_query,
-            query_cached=result.query_cached,
-            cache_hits=result.cache_hits,
-            cache_misses=result.cache_misses,
-            live_scored_pairs=result.live_scored_pairs,
-            prior_pairs=result.prior_pairs,
-            lookup_ms=t.get("lookup", 0.0),
-            live_ms=t.get("live", 0.0),
-            aggregate_ms=t.get("aggregate", 0.0),
-            total_ms=t.get("total", 0.0),
-            similarity_weight=result.similarity_weight,
-            exclusion_penalty=result.exclusion_penalty,
-            query_vector_cached=result.query_vector_cached,
-        )
-    )
-    return response
 
 
 class RelevanceServicer(pb_grpc.RelevanceServicer):
@@ -212,7 +235,7 @@ class RelevanceServicer(pb_grpc.RelevanceServicer):
             assert isinstance(request, pb.ScoreItemsRequest)
             # Checked before building the item list, so a huge request is refused cheaply (and only here).
             valid = self.engine.validate(request.query, len(request.items))
-            result = self.engine.score(valid, _item_requests(request.items), explain=request.explain, deadline=deadline)
+            result = self.engine.score(valid, _item_refs(request.items), explain=request.explain, deadline=deadline)
             return to_response(result), [result]
 
         return self._answer("ScoreItems", request, context, work)
@@ -223,7 +246,7 @@ class RelevanceServicer(pb_grpc.RelevanceServicer):
             # Limits first (group count, items, each query), before any item list is built.
             valid = self.engine.validate_batch([(g.query, len(g.items)) for g in request.groups])
             groups = [
-                Group(v, _item_requests(g.items, f"groups[{k}]."), g.explain)
+                Group(v, _item_refs(g.items, f"groups[{k}]."), g.explain)
                 for k, (v, g) in enumerate(zip(valid, request.groups, strict=True))
             ]
             results = self.engine.score_batch(groups, deadline=deadline)
