@@ -102,7 +102,10 @@ class InlineExtraction:
         """Entities of each item, None for those not extracted by `until` (monotonic clock)."""
         if not items:
             return []
+        started = time.monotonic()
         pool = self._current(key, vocabulary_json)
+        # Workers started by this call: their start-up is not the items' time (as a first extraction always was).
+        until += time.monotonic() - started
         try:
             futures = [pool.executor.submit(_extract, item) for item in items]
         except BrokenProcessPool:
@@ -131,7 +134,8 @@ class InlineExtraction:
         if pool is not None and pool.key != key and self._starting.locked():
             return pool  # new workers are warming up: the previous vocabulary until they take over
         if pool is None or pool.key != key:
-            self.use(key, vocabulary_json, warm=False)
+            # Not prepared for this snapshot (or none yet): start and wait, as a first extraction always did.
+            self.use(key, vocabulary_json)
             with self._lock:
                 pool = self._pool
         assert pool is not None
