@@ -11,9 +11,9 @@ import grpc
 import pytest
 from fakes import FixedEncoder, FixedSnapshot, MemorySnapshot, ScriptedScorer
 
-from entrel.catalog import Entity
+from entrel.catalog import CatalogItem, Entity
 from entrel.config import load_settings
-from entrel.service.batcher import MicroBatcher
+from entrel.service.batcher import MicroBatcher, Overloaded
 from entrel.service.engine import Group, InvalidRequest, ItemRequest, ItemStatus, RelevanceEngine, Role, Source
 from entrel.service.grpc_service import RelevanceServicer
 from entrel.v1 import relevance_pb2 as pb
@@ -246,6 +246,40 @@ def test_a_batch_past_its_limits_or_with_a_bad_group_is_refused_whole(make_engin
         servicer.ScoreBatch(request, FakeContext())
     assert aborted.value.args[0] == grpc.StatusCode.INVALID_ARGUMENT and "groups[1]" in aborted.value.args[1]
     assert scorer.pairs == [], "nothing scored for a refused batch"
+
+
+def test_inline_requests_past_the_slots_are_refused_before_their_items_are_checked(make_engine):
+    """Under an inline flood a refused request costs no reading; an invalid one does not keep the slot."""
+    import threading
+
+    engine, scorer = make_engine(overrides=["server.max_inline_requests=1"])
+    fits = [ItemRequest("x1", CatalogItem(item_id="x1", title="Zorblax mesh office chair", brand="Zorblax"))]
+    too_long = [ItemRequest("x2", CatalogItem(item_id="x2", title="chair " * 1000))]
+    scorer.gate.clear()  # the first inline request holds the only slot while its live pairs wait
+    holder = threading.Thread(target=engine.score, args=(QUERY, fits))
+    holder.start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # until the holder has the slot: before, the long title is refused for its length
+            try:
+                engine.score(QUERY, too_long)
+            except Overloaded as refused:
+                assert "max_inline_requests" in str(refused)
+                break
+            except InvalidRequest:
+                assert time.monotonic() < deadline, "the holder never took the slot"
+                time.sleep(0.01)
+        with pytest.raises(Overloaded):
+            engine.score_batch([Group(QUERY, requests("red-chair")), Group(QUERY, too_long)])
+        assert engine.score(QUERY, requests("red-chair")).items[0].score > 0, "cached requests take no slot"
+    finally:
+        scorer.gate.set()
+        holder.join(60)
+    with pytest.raises(InvalidRequest, match="max_inline_title_chars"):
+        engine.score(QUERY, too_long)
+    with pytest.raises(InvalidRequest, match=r"groups\[1\]: .*max_inline_title_chars"):
+        engine.score_batch([Group(QUERY, requests("red-chair")), Group(QUERY, too_long)])
+    assert engine.score(QUERY, fits).items[0].status is not None, "the refusals gave the slot back"
 
 
 EXCLUDING_QUERY = "office chair without wheels"

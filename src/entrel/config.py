@@ -227,6 +227,8 @@ class ServerSettings:
     max_inline_requests: int = 4
     # Worker processes extracting inline items' entities (spaCy), off the serving process's GIL.
     inline_extraction_workers: int = 1
+    # Their scheduling priority below the server's (0-19, as nice(1)): on busy cores cached requests go first.
+    inline_extraction_niceness: int = 10
     max_inline_chars: int = 100000
     max_inline_title_chars: int = 1000
     max_inline_description_chars: int = 10000
@@ -520,6 +522,7 @@ def _validate(s: Settings) -> None:
         ),
         (0 < s.server.max_inline_requests < s.server.max_workers, "server.max_inline_requests must be within [1, max_workers)"),
         (s.server.inline_extraction_workers >= 1, "server.inline_extraction_workers must be at least 1"),
+        (0 <= s.server.inline_extraction_niceness <= 19, "server.inline_extraction_niceness must be within [0, 19]"),
         (
             0 < s.server.miss_log_file_mb <= s.server.miss_log_total_mb,
             "server.miss_log_file_mb must be positive and at most server.miss_log_total_mb",

@@ -380,7 +380,11 @@ class RelevanceEngine:
         # Type weight by type code; the last entry (1.0) is for padding.
         self._weight_of_type = np.array([self.aggregator.weights.of_type(t.value) for t in _TYPES] + [1.0], dtype=np.float32)
         if extraction is None:
-            extraction = InlineExtraction(settings.extraction, settings.server.inline_extraction_workers)
+            extraction = InlineExtraction(
+                settings.extraction,
+                settings.server.inline_extraction_workers,
+                settings.server.inline_extraction_niceness,
+            )
             # Its worker processes end with the engine, closed or not.
             weakref.finalize(self, extraction.close)
         self._extraction = extraction
@@ -437,10 +441,7 @@ class RelevanceEngine:
         """Score `items` for `query` (checked here unless it comes from `validate`); `deadline` is on the monotonic clock."""
         started = time.perf_counter()
         valid = query if isinstance(query, ValidQuery) else self.validate(query, len(items))
-        refs = ItemRefs.of(items)
-        if problem := inline_problem(refs.inline.items(), self.settings.server):
-            raise InvalidRequest(problem)
-        return self._run([Group(valid, refs, explain)], deadline, started)[0]
+        return self._run([Group(valid, ItemRefs.of(items), explain)], deadline, started, batch=False)[0]
 
     def score_batch(self, groups: Sequence[Group], deadline: float | None = None) -> list[ScoreResult]:
         """Score every group as :meth:`score` would, in one pass over all of their items.
@@ -451,12 +452,11 @@ class RelevanceEngine:
         started = time.perf_counter()
         valid = self.validate_batch([(g.query, len(g.items)) for g in groups])
         refs = [ItemRefs.of(g.items) for g in groups]
-        for g, items in enumerate(refs):
-            if problem := inline_problem(items.inline.items(), self.settings.server):
-                raise InvalidRequest(f"groups[{g}]: {problem}")
-        return self._run([Group(v, r, g.explain) for v, r, g in zip(valid, refs, groups, strict=True)], deadline, started)
+        return self._run(
+            [Group(v, r, g.explain) for v, r, g in zip(valid, refs, groups, strict=True)], deadline, started, batch=True
+        )
 
-    def _run(self, groups: list[Group], deadline: float | None, started: float) -> list[ScoreResult]:
+    def _run(self, groups: list[Group], deadline: float | None, started: float, batch: bool) -> list[ScoreResult]:
         """Score validated groups, within one inline slot when any of them sends inline items."""
         if deadline is None:
             deadline = time.monotonic() + self.settings.server.default_deadline_ms / 1000
@@ -464,9 +464,18 @@ class RelevanceEngine:
             return self._score(groups, deadline, started)
         # Inline items cost extraction and live scoring: a few such requests at
         # a time, so they never hold every worker thread from cached requests.
+        # The slot is taken before the items are checked: under a flood, a refused
+        # request costs no reading (normalising a long title is the dearest check).
         if not self._inline_slots.acquire(blocking=False):
             limit = self.settings.server.max_inline_requests
             raise Overloaded(f"{limit} requests with inline items are in flight (server.max_inline_requests); retry")
+        try:
+            for g, group in enumerate(groups):
+                if problem := inline_problem(ItemRefs.of(group.items).inline.items(), self.settings.server):
+                    raise InvalidRequest(f"groups[{g}]: {problem}" if batch else problem)
+        except InvalidRequest:
+            self._inline_slots.release()
+            raise
         with self._inline_count_lock:
             self._inline_in_flight += 1
             # Encoding inline texts for the similarity term is the costliest step left: only a

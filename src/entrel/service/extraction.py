@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -36,8 +37,11 @@ log = logging.getLogger(__name__)
 _worker_extractor: EntityExtractor | None = None
 
 
-def _start_worker(settings: ExtractionSettings, vocabulary_json: str) -> None:
+def _start_worker(settings: ExtractionSettings, vocabulary_json: str, niceness: int) -> None:
     global _worker_extractor
+    # Lower priority than the serving process: when cores are scarce, cached requests run first
+    # and inline items wait (up to their deadline, then degrade), not the other way round.
+    os.nice(niceness)
     vocabulary = Vocabulary.from_json(vocabulary_json) if vocabulary_json else Vocabulary.learn([])
     _worker_extractor = EntityExtractor(settings, vocabulary)
 
@@ -50,25 +54,26 @@ def _extract(item: CatalogItem) -> list[Entity]:
 class _Pool:
     """Worker processes holding one snapshot's vocabulary."""
 
-    def __init__(self, key: str, settings: ExtractionSettings, vocabulary_json: str, workers: int) -> None:
+    def __init__(self, key: str, settings: ExtractionSettings, vocabulary_json: str, workers: int, niceness: int) -> None:
         self.key = key
         # spawn: forking a process that runs gRPC's threads is unsafe.
         self.executor = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(settings, vocabulary_json),
+            initargs=(settings, vocabulary_json, niceness),
         )
 
 
 class InlineExtraction:
     """Extracts inline items' entities in `workers` processes; thread-safe."""
 
-    def __init__(self, settings: ExtractionSettings, workers: int) -> None:
+    def __init__(self, settings: ExtractionSettings, workers: int, niceness: int = 0) -> None:
         if workers < 1:
             raise ValueError("inline extraction needs at least one worker process")
         self._settings = settings
         self._workers = workers
+        self._niceness = niceness
         self._pool: _Pool | None = None
         self._lock = threading.Lock()
         # Held while a new pool starts, so two callers never start one each.
@@ -81,7 +86,7 @@ class InlineExtraction:
             with self._lock:
                 if self._pool is not None and self._pool.key == key:
                     return
-            pool = _Pool(key, self._settings, vocabulary_json, self._workers)
+            pool = _Pool(key, self._settings, vocabulary_json, self._workers, self._niceness)
             if warm:
                 started = time.perf_counter()
                 try:
