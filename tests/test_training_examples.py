@@ -13,6 +13,7 @@ from entrel.offline.training.examples import (
     item_examples,
     label_entity_examples,
     product_type_outcome,
+    pseudo_queries,
     synthetic_entity_examples,
     words,
 )
@@ -64,6 +65,18 @@ def test_synthetic_pairs_match_what_the_query_states_and_contradict_other_values
             assert not set(words(text)) <= query_words, ex
         if ex.texts[0] == MAT.render() and "office chair" in ex.query:
             assert ex.target == CONTRADICT, "an accessory's type contradicts the main product's"
+
+
+def test_pseudo_queries_state_their_items_entities_distinct_and_seeded():
+    items = [ENTITIES[k] for k in ("exact", "blue", "desk", "mat", "bare")]
+    queries = pseudo_queries(items, 8, seed=5)
+    assert queries == pseudo_queries(items, 8, seed=5), "seeded: the same catalog gives the same queries"
+    assert len(queries) == len(set(queries)) and 1 < len(queries) <= 8
+    entity_words = [set(words(e.text)) for e in (CHAIR, DESK, RED, BLUE, ACME, MAT)] + [{"chair"}, {"mat"}]
+    for query in queries:  # only what the catalog's items state: product types (or their heads), colours, brands
+        assert set(words(query)) <= set().union(*entity_words), query
+        assert any(ws <= set(words(query)) for ws in entity_words), query
+    assert pseudo_queries([ENTITIES["bare"]], 5) == [], "an item with nothing to state gives no query"
 
 
 def test_product_types_compare_by_their_head():

@@ -37,7 +37,7 @@ from entrel.offline.mpnet import mpnet_path
 from entrel.offline.training.trainer import Example, fit, trainable_cross_encoder
 from entrel.text import normalize
 
-__all__ = ["AUGMENTED_SIZES", "TEACHER_MEMBERS", "distillation", "teacher_scores", "unlabelled_pairs"]
+__all__ = ["AUGMENTED_SIZES", "TEACHER_MEMBERS", "distillation", "learning_curve", "teacher_scores", "unlabelled_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,19 @@ def unlabelled_pairs(ctx: EvalContext, queries: Sequence[str]) -> list[tuple[str
     return pairs
 
 
+def learning_curve(
+    sizes: Sequence[int], train: Callable[[int], tuple[Scores, float]], prefix: str
+) -> tuple[dict[str, Scores], dict[str, float]]:
+    """One student per number of augmented pairs: `train(n)` gives its test scores and training seconds.
+    Rows ``PREFIX=N``, and the seconds by N."""
+    variants: dict[str, Scores] = {}
+    seconds: dict[str, float] = {}
+    for n in sizes:
+        variants[f"{prefix}={n}"], seconds[str(n)] = train(n)
+        log.info("student trained", extra={"curve": prefix, "augmented_pairs": n, "seconds": round(seconds[str(n)], 1)})
+    return variants, seconds
+
+
 def _student(ctx: EvalContext, targets: Scores, pairs: Sequence[tuple[str, str]]) -> tuple[Scores, float]:
     """A fresh MiniLM query-item cross-encoder trained on the teacher's margins; its test scores and seconds."""
     encoder = trainable_cross_encoder(plain.BASE_MODEL, plain.MAX_LENGTH, ctx.settings.train.seed)
@@ -139,11 +152,8 @@ def distillation(ctx: EvalContext) -> MethodResult:
     # z-scores of training pairs are taken over each query's whole teacher-labelled pool.
     targets = teacher_scores(ctx, labelled + unlabelled[: max(sizes)])
     test_pairs = [(lab.query, lab.item_id) for lab in ctx.test_labels]
-    variants: dict[str, Scores] = {"teacher": teacher_scores(ctx, test_pairs)}
-    seconds: dict[str, float] = {}
-    for n in sizes:
-        variants[f"student_aug={n}"], seconds[str(n)] = _student(ctx, targets, labelled + unlabelled[:n])
-        log.info("student trained", extra={"augmented_pairs": n, "seconds": round(seconds[str(n)], 1)})
+    students, seconds = learning_curve(sizes, lambda n: _student(ctx, targets, labelled + unlabelled[:n]), "student_aug")
+    variants: dict[str, Scores] = {"teacher": teacher_scores(ctx, test_pairs), **students}
     largest = f"student_aug={max(sizes)}"
     return MethodResult(
         (variants[largest],),

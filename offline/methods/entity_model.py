@@ -74,11 +74,14 @@ __all__ = [
     "entity_rows",
     "entrel_entity_model",
     "esci_model",
+    "folds",
+    "recipe_selection",
     "saved_serving_settings",
     "scorer_of",
     "serving_settings",
     "served",
     "similarity_choice",
+    "train_recipe",
 ]
 
 log = logging.getLogger(__name__)
@@ -138,6 +141,11 @@ def _seed(ctx: EvalContext, run: int) -> int:
     return ctx.settings.train.seed + run
 
 
+def folds(ctx: EvalContext) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """The (fit, held-out) training queries of every k-fold choice here: the same folds for each."""
+    return kfold(ctx.split.train, _FOLDS, _seed(ctx, 0))
+
+
 def _pretrained(ctx: EvalContext) -> tuple[Path, float]:
     """Stage 1 (label-free, shared by every candidate, fold and seed), saved and reused: directory, seconds.
 
@@ -166,8 +174,9 @@ def _pretrained(ctx: EvalContext) -> tuple[Path, float]:
     return directory, report.seconds
 
 
-def _train(ctx: EvalContext, candidate: Candidate, labels: Sequence[Label], seed: int) -> tuple[Any, float]:
-    """A model of `candidate`'s recipe for `seed` trained on `labels`; the seconds its stages took."""
+def train_recipe(ctx: EvalContext, name: str, labels: Sequence[Label], seed: int) -> tuple[Any, float]:
+    """A model of candidate `name`'s recipe for `seed` trained on `labels`; the seconds its stages took."""
+    candidate = next(c for c in CANDIDATES if c.name == name)
     start, seconds = _pretrained(ctx)
     encoder = trainable_cross_encoder(str(start), ctx.settings.model.max_length, seed)
     if candidate.label_pairs:
@@ -213,7 +222,7 @@ def _nested_value(ctx: EvalContext, rows: EntityRows, labels: Sequence[Label], p
     return values
 
 
-def _selection(ctx: EvalContext) -> dict[str, Any]:
+def recipe_selection(ctx: EvalContext) -> dict[str, Any]:
     """K-fold choice of the recipe and fitted weights over the training queries (cached by configuration)."""
     path = ctx.models_dir / _SELECTION_FILE
     config = _config(ctx)
@@ -224,14 +233,14 @@ def _selection(ctx: EvalContext) -> dict[str, Any]:
     started = time.perf_counter()
     seed = _seed(ctx, 0)
     train_labels = ctx.labels_of(ctx.split.train)
-    parts = kfold(ctx.split.train, _FOLDS, seed)
+    parts = folds(ctx)
     candidates: dict[str, dict[str, Any]] = {}
     oof: dict[str, EntityRows] = {}
     for candidate in CANDIDATES:
         rows: dict[tuple[str, str], Any] = {}
         if candidate.label_pairs:
             for fit_queries, held in parts:
-                encoder, _ = _train(ctx, candidate, ctx.labels_of(fit_queries), seed)
+                encoder, _ = train_recipe(ctx, candidate.name, ctx.labels_of(fit_queries), seed)
                 rows |= entity_rows(ctx, scorer_of(ctx, encoder), ctx.labels_of(held))
         else:  # label-free: its scores on every training query are out-of-sample already
             rows = dict(entity_rows(ctx, scorer_of(ctx, _pretrained(ctx)[0]), train_labels))
@@ -287,7 +296,7 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
             "rule": "quick run: the configured weight and penalty",
         }
     path = ctx.models_dir / _SIMILARITY_FILE
-    selection = _selection(ctx)
+    selection = recipe_selection(ctx)
     config = {
         **_config(ctx),
         "serve_overrides": selection["serve_overrides"],
@@ -307,12 +316,12 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
         _ZERO_SHOT: cosine_scores(ctx, resolve_model_path(ctx.settings.similarity.encoder), item_text, list(entity)),
         _FINE_TUNED: similarity_encoder.out_of_fold_cosines(ctx, _FOLDS, _seed(ctx, 0)),
     }
-    folds = kfold(ctx.split.train, _FOLDS, _seed(ctx, 0))
+    parts = folds(ctx)
     excluded = {
         (query, item_id): bool(violated_exclusion(excluded_terms(normalize(query)), ctx.items[item_id].title))
         for query, item_id in entity
     }
-    encoders = {name: _weight_by_kfold(ctx, entity, cosine, folds) for name, cosine in cosines.items()}
+    encoders = {name: _weight_by_kfold(ctx, entity, cosine, parts) for name, cosine in cosines.items()}
     gains = [
         tuned["held_ndcg@10"] - plain["held_ndcg@10"]
         for tuned, plain in zip(encoders[_FINE_TUNED]["folds"], encoders[_ZERO_SHOT]["folds"], strict=True)
@@ -327,7 +336,7 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
         "simpler zero-shot one), with the weight best on all training queries",
         "encoder": chosen,
         "weight": encoders[chosen]["weight"],
-        "exclusion": _penalty_by_kfold(ctx, _Blend(entity, cosines[chosen], excluded), folds, encoders[chosen]),
+        "exclusion": _penalty_by_kfold(ctx, _Blend(entity, cosines[chosen], excluded), parts, encoders[chosen]),
         "fine_tuned_gain": {
             "mean": round(gain, 4),
             "standard_error": round(standard_error, 4),
@@ -459,13 +468,12 @@ def _model_dir(ctx: EvalContext, run: int) -> Path:
 def esci_model(ctx: EvalContext, run: int = 0) -> tuple[Path, dict[str, Any], bool]:
     """The ESCI entity model of seed run `run` (trained and saved when there is none): folder, info, reused."""
     directory = _model_dir(ctx, run)
-    selection = _selection(ctx) if not ctx.quick else _quick_selection(ctx)
+    selection = recipe_selection(ctx) if not ctx.quick else _quick_selection(ctx)
     config = {**_config(ctx), "seed": _seed(ctx, run), "chosen": selection["chosen"]}
     info = reusable_info(directory, config, ctx.retrain)
     if info is not None:
         return directory, info, True
-    candidate = next(c for c in CANDIDATES if c.name == selection["chosen"])
-    encoder, seconds = _train(ctx, candidate, ctx.labels_of(ctx.split.train), _seed(ctx, run))
+    encoder, seconds = train_recipe(ctx, selection["chosen"], ctx.labels_of(ctx.split.train), _seed(ctx, run))
     info = {
         "description": "entrel query-entity cross-encoder for ESCI (1 = the query asks for the entity, 0.5 = "
         "neutral, 0 = contradicts), recipe and aggregation weights chosen by k-fold cross-validation over the "
@@ -474,7 +482,7 @@ def esci_model(ctx: EvalContext, run: int = 0) -> tuple[Path, dict[str, Any], bo
         "training_seconds": round(seconds, 1),
         "data": {"esci": str(esci.default_data_dir()), "synthetic_queries": _SYNTHETIC_QUERIES[ctx.quick]},
         "split": ctx.split.describe(),
-        "recipe": {"chosen": candidate.name, "selection": {k: v for k, v in selection.items() if k != "config"}},
+        "recipe": {"chosen": selection["chosen"], "selection": {k: v for k, v in selection.items() if k != "config"}},
         "serve_overrides": selection["serve_overrides"],
         "config": config,
     }

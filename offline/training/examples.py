@@ -27,6 +27,7 @@ __all__ = [
     "item_examples",
     "label_entity_examples",
     "product_type_outcome",
+    "pseudo_queries",
     "read_labels",
     "synthetic_entity_examples",
     "words",
@@ -149,6 +150,48 @@ def product_type_outcome(asked: str, other: str) -> float | None:
     return SUBSTITUTE
 
 
+def _usable(entities_per_item: Sequence[Sequence[Entity]]) -> list[Sequence[Entity]]:
+    """Items with at least one entity a shopper's query may state."""
+    return [es for es in entities_per_item if any(e.type in _STATED for e in es)]
+
+
+def _shopper_query(entities: Sequence[Entity], rng: random.Random) -> tuple[str, dict[EntityType, str]]:
+    """A query for an item written as shoppers write ("women acme red office chair"), and what it states.
+
+    Some of the item's entities, each stated with its type's probability (at
+    least one), in shoppers' word order; sometimes only the head noun of the
+    product type; sometimes a title phrase among them.
+    """
+    own = {e.type: e for e in entities if e.type in _STATED}
+    stated = {t: e.text for t, e in own.items() if rng.random() < _STATED[t]} or {
+        t: e.text for t, e in [rng.choice(list(own.items()))]
+    }
+    product_type = stated.get(EntityType.PRODUCT_TYPE)
+    if product_type and " " in product_type and rng.random() < _HEAD_ONLY:
+        stated[EntityType.PRODUCT_TYPE] = product_type.rsplit(" ", 1)[1]
+    parts = [stated[t] for t in _QUERY_ORDER if t in stated]
+    phrases = [e for e in entities if e.type == EntityType.PHRASE]
+    if phrases and rng.random() < _WITH_PHRASE:
+        parts.insert(rng.randrange(len(parts) + 1), rng.choice(phrases).text)
+    return normalize(" ".join(parts)), stated
+
+
+def pseudo_queries(entities_per_item: Sequence[Sequence[Entity]], n_queries: int, seed: int = 13) -> list[str]:
+    """Up to `n_queries` distinct shopper-style queries written from random catalog items (no labels needed):
+    queries a teacher can score against the catalog, where real queries are few."""
+    rng = random.Random(seed)
+    usable = _usable(entities_per_item)
+    queries: dict[str, None] = {}
+    # Short catalogs repeat themselves: stop after a bounded number of draws.
+    for _ in range(n_queries * 3 if usable else 0):
+        query = _shopper_query(rng.choice(usable), rng)[0]
+        if query:
+            queries[query] = None
+        if len(queries) == n_queries:
+            break
+    return list(queries)
+
+
 def synthetic_entity_examples(
     entities_per_item: Sequence[Sequence[Entity]],
     n_queries: int,
@@ -173,22 +216,11 @@ def synthetic_entity_examples(
     by_type: dict[EntityType, list[Entity]] = defaultdict(list)
     for entity in sorted({e for es in entities_per_item for e in es}):
         by_type[entity.type].append(entity)
-    usable = [es for es in entities_per_item if any(e.type in _STATED for e in es)]
+    usable = _usable(entities_per_item)
     out: list[Example] = []
     for _ in range(n_queries if usable else 0):
         entities = rng.choice(usable)
-        own = {e.type: e for e in entities if e.type in _STATED}
-        stated = {t: e.text for t, e in own.items() if rng.random() < _STATED[t]} or {
-            t: e.text for t, e in [rng.choice(list(own.items()))]
-        }
-        product_type = stated.get(EntityType.PRODUCT_TYPE)
-        if product_type and " " in product_type and rng.random() < _HEAD_ONLY:
-            stated[EntityType.PRODUCT_TYPE] = product_type.rsplit(" ", 1)[1]
-        parts = [stated[t] for t in _QUERY_ORDER if t in stated]
-        phrases = [e for e in entities if e.type == EntityType.PHRASE]
-        if phrases and rng.random() < _WITH_PHRASE:
-            parts.insert(rng.randrange(len(parts) + 1), rng.choice(phrases).text)
-        query = normalize(" ".join(parts))
+        query, stated = _shopper_query(entities, rng)
         query_words = set(words(query))
         group = f"synthetic:{query}"
         pairs = [(e, MATCH if is_stated(e, query_words) else NEUTRAL) for e in entities]
