@@ -43,7 +43,8 @@ def _resolved(snapshot_id: str, found: Iterable[tuple[int, Override]]) -> _Resol
     ordered = sorted(found, key=lambda pair: pair[0])
     return _Resolved(
         snapshot_id,
-        np.array([i for i, _ in ordered], dtype=np.int64),
+        # The dtype of the engine's entity-id matrix: lookups then compare without converting it.
+        np.array([i for i, _ in ordered], dtype=np.int32),
         np.array([o.score for _, o in ordered], dtype=np.float32),
         tuple(o for _, o in ordered),
     )

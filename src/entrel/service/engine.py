@@ -570,12 +570,11 @@ class RelevanceEngine:
         Ignored types first, then entity scores (see QueryOverrides for the precedence).
         """
         ids = resolved.ids
-        valid = ids >= 0
         reasons: dict[int, str] = {}
         if chosen.types:
             slot_types = self._slot_types(snap, resolved)
             for type_, override in chosen.types.items():
-                hit = valid & (slot_types == _TYPE_CODE[type_])
+                hit = slot_types == _TYPE_CODE[type_]  # padding's type is -1
                 scores[hit] = NEUTRAL
                 sources[hit] = _OVERRIDE
                 if explain:
@@ -585,12 +584,12 @@ class RelevanceEngine:
         first_local = snap.entity_count if snap is not None else 0
         local = [(first_local + k, o) for k, e in enumerate(resolved.local_entities) if (o := chosen.entity(e)) is not None]
         if local:
-            known = np.concatenate([known, np.array([i for i, _ in local], dtype=np.int64)])
+            known = np.concatenate([known, np.array([i for i, _ in local], dtype=known.dtype)])
             values = np.concatenate([values, np.array([o.score for _, o in local], dtype=np.float32)])
             found = (*found, *(o for _, o in local))
         if known.size:
             pos = np.minimum(np.searchsorted(known, ids), known.size - 1)
-            hit = valid & (known[pos] == ids)
+            hit = known[pos] == ids  # padding (-1) is never a known id
             scores[hit] = values[pos[hit]]
             sources[hit] = _OVERRIDE
             if explain:
