@@ -26,6 +26,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -112,15 +113,24 @@ def unlabelled_pairs(ctx: EvalContext, queries: Sequence[str]) -> list[tuple[str
 
 def learning_curve(
     sizes: Sequence[int], train: Callable[[int], tuple[Scores, float]], prefix: str
-) -> tuple[dict[str, Scores], dict[str, float]]:
+) -> tuple[dict[str, Scores], dict[str, Any]]:
     """One student per number of augmented pairs: `train(n)` gives its test scores and training seconds.
-    Rows ``PREFIX=N``, and the seconds by N."""
+
+    Rows ``PREFIX=N``, and what a method reports of the curve: its largest
+    student (the method's own row), the sizes and the training seconds.
+    """
     variants: dict[str, Scores] = {}
     seconds: dict[str, float] = {}
     for n in sizes:
         variants[f"{prefix}={n}"], seconds[str(n)] = train(n)
         log.info("student trained", extra={"curve": prefix, "augmented_pairs": n, "seconds": round(seconds[str(n)], 1)})
-    return variants, seconds
+    summary = {
+        "student": f"{prefix}={max(sizes)}",
+        "augmented_sizes": list(sizes),
+        "train_seconds": round(sum(seconds.values()), 1),
+        "student_train_seconds": {k: round(v, 1) for k, v in seconds.items()},
+    }
+    return variants, summary
 
 
 def _student(ctx: EvalContext, targets: Scores, pairs: Sequence[tuple[str, str]]) -> tuple[Scores, float]:
@@ -152,18 +162,14 @@ def distillation(ctx: EvalContext) -> MethodResult:
     # z-scores of training pairs are taken over each query's whole teacher-labelled pool.
     targets = teacher_scores(ctx, labelled + unlabelled[: max(sizes)])
     test_pairs = [(lab.query, lab.item_id) for lab in ctx.test_labels]
-    students, seconds = learning_curve(sizes, lambda n: _student(ctx, targets, labelled + unlabelled[:n]), "student_aug")
+    students, curve = learning_curve(sizes, lambda n: _student(ctx, targets, labelled + unlabelled[:n]), "student_aug")
     variants: dict[str, Scores] = {"teacher": teacher_scores(ctx, test_pairs), **students}
-    largest = f"student_aug={max(sizes)}"
     return MethodResult(
-        (variants[largest],),
+        (variants[curve["student"]],),
         {
-            "student": largest,
+            **curve,
             "labelled_pairs": len(labelled),
             "unlabelled_pool": len(unlabelled),
-            "augmented_sizes": sizes,
-            "train_seconds": round(sum(seconds.values()), 1),
-            "student_train_seconds": {k: round(v, 1) for k, v in seconds.items()},
             "teacher": "mean z-score of cross_encoder_plain, biencoder_mpnet, biencoder_minilm, bm25 (fixed, untuned)",
         },
         variants,

@@ -56,7 +56,7 @@ from entrel.offline.methods.distillation import learning_curve, teacher_scores, 
 from entrel.offline.training.aggregation import item_scores
 from entrel.offline.training.examples import item_example, pseudo_queries
 from entrel.offline.training.recipe import distil
-from entrel.offline.training.trainer import trainable_cross_encoder
+from entrel.offline.training.trainer import Example, trainable_cross_encoder
 from entrel.text import normalize
 
 __all__ = ["AUGMENTED_SIZES", "TEACHER", "entity_distillation", "kfold_check", "shopper_queries"]
@@ -94,7 +94,12 @@ def _unseen(ctx: EvalContext, queries: Sequence[str]) -> list[str]:
 
 
 def _pool(ctx: EvalContext) -> dict[str, list[str]]:
-    """Unjudged catalog candidates with entities of every augmenting query, queries in one seeded order."""
+    """Unjudged catalog candidates with entities of every augmenting query, queries in one seeded order
+    (built once per evaluation run: the k-fold check and the curve share it)."""
+    return ctx.shared("entity-distillation-pool", lambda: _build_pool(ctx))
+
+
+def _build_pool(ctx: EvalContext) -> dict[str, list[str]]:
     seed = ctx.settings.train.seed
     pseudo = pseudo_queries(list(ctx.entities.values()), _PSEUDO_QUERIES, seed)
     queries = _unseen(ctx, [*ctx.split.train, *shopper_queries(ctx), *pseudo])
@@ -135,7 +140,7 @@ def _targets(ctx: EvalContext, pool: Mapping[str, Sequence[str]], pairs: Sequenc
     return teacher_scores(ctx, list(scored), TEACHER)
 
 
-def _examples(ctx: EvalContext, targets: Scores, pairs: Sequence[tuple[str, str]]) -> list[Any]:
+def _examples(ctx: EvalContext, targets: Scores, pairs: Sequence[tuple[str, str]]) -> list[Example]:
     return [item_example(q, ctx.entities[i], targets[(q, i)]) for q, i in pairs]
 
 
@@ -230,25 +235,21 @@ def entity_distillation(ctx: EvalContext) -> MethodResult:
         report = distil(settings, encoder, examples, ctx.settings.train.seed, progress=ctx.progress)
         return _aggregate(ctx, encoder, ctx.test_labels, settings), report.seconds
 
-    students, seconds = learning_curve(sizes, student, "aug")
+    students, curve = learning_curve(sizes, student, "aug")
     variants: dict[str, Scores] = {
         "teacher": teacher_scores(ctx, test_pairs, TEACHER),
         # The start model scored the same way: what the distillation adds.
         "start": _aggregate(ctx, start, ctx.test_labels, settings),
         **students,
     }
-    largest = f"aug={max(sizes)}"
     return MethodResult(
-        (variants[largest],),
+        (variants[curve["student"]],),
         {
-            "student": largest,
+            **curve,
             "start_model": str(start),
             "labelled_pairs": len(labelled),
             "augmented_queries": len(pool),
-            "augmented_sizes": sizes,
             "queries_in_largest": len({q for q, _ in augmented}),
-            "train_seconds": round(sum(seconds.values()), 1),
-            "student_train_seconds": seconds,
             "teacher": f"mean z-score of {', '.join(TEACHER)} (fixed, untuned)",
             "serve_overrides": info.get("serve_overrides", {}),
             "kfold_check": {k: v for k, v in check.items() if k != "config"},

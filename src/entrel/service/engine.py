@@ -469,13 +469,6 @@ class RelevanceEngine:
         if not self._inline_slots.acquire(blocking=False):
             limit = self.settings.server.max_inline_requests
             raise Overloaded(f"{limit} requests with inline items are in flight (server.max_inline_requests); retry")
-        try:
-            for g, group in enumerate(groups):
-                if problem := inline_problem(ItemRefs.of(group.items).inline.items(), self.settings.server):
-                    raise InvalidRequest(f"groups[{g}]: {problem}" if batch else problem)
-        except InvalidRequest:
-            self._inline_slots.release()
-            raise
         with self._inline_count_lock:
             self._inline_in_flight += 1
             # Encoding inline texts for the similarity term is the costliest step left: only a
@@ -483,6 +476,9 @@ class RelevanceEngine:
             # by their entities alone (DEGRADED, said in the message), which keeps deadlines.
             encode_inline = self._inline_in_flight == 1
         try:
+            for g, group in enumerate(groups):
+                if problem := inline_problem(ItemRefs.of(group.items).inline.items(), self.settings.server):
+                    raise InvalidRequest(f"groups[{g}]: {problem}" if batch else problem)
             # Their extraction, live scoring and encoding keep the server busiest: keep a
             # fifth of their time back, so a scheduling stall cannot push the answer late.
             now = time.monotonic()
