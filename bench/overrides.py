@@ -1,25 +1,30 @@
-"""Cached-call latency with 10,000 overrides in force against none.
+"""Cached-call latency with 10,000 overrides in force against none, measured twice.
 
-The engine runs in this process over the benchmark's snapshot (no gRPC, so
-the figure is the engine's own cost, where overrides are applied), once
-with an empty override store and once with a full one; rounds alternate.
-The full store holds overrides of the requested queries' own entities (so
-they are applied, not just looked up), a `*` layer every request meets,
-and the rest on queries never requested.
+`compare`: the engine in this process over the benchmark's snapshot (no
+gRPC, so the figure is the engine's own cost, where overrides are applied),
+once with an empty override store and once with a full one.
+`compare_served`: what a client sees, two `entrel serve` subprocesses on
+copies of the snapshot's data dir, one with an empty store and one with the
+full one, the same ScoreItems calls to each. Rounds alternate in both. The
+full store holds overrides of the requested queries' own entities (so they
+are applied, not just looked up), a `*` layer every request meets, and the
+rest on queries never requested.
 """
 
 from __future__ import annotations
 
 import random
+import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from entrel.bench.stats import percentiles
+from entrel.bench.target import GrpcTarget
 from entrel.bench.workload import BenchRequest
 from entrel.cache import SnapshotReader
 from entrel.config import Settings
@@ -27,9 +32,10 @@ from entrel.overrides import ANY_QUERY, Override, OverrideKey, OverrideStore, Ov
 from entrel.scoring import Scorer
 from entrel.service.batcher import MicroBatcher
 from entrel.service.engine import ItemRequest, RelevanceEngine, Source
+from entrel.service.process import serving
 from entrel.text import normalize
 
-__all__ = ["compare"]
+__all__ = ["compare", "compare_served"]
 
 # Overrides every request meets (the `*` layer), and per requested query.
 _STAR = 100
@@ -66,6 +72,14 @@ def _overrides(snapshot: SnapshotReader, requests: Sequence[BenchRequest], count
         yield one(f"benchmark query {k}", rng.randrange(snapshot.entity_count))
 
 
+def _alternating(samples: dict[str, list[float]], rounds: int, one_round: Callable[[str], list[float]]) -> None:
+    """Run `one_round(name)` for each name per round, in turn first: a load spike falls on both alike."""
+    names = list(samples)
+    for k in range(rounds):
+        for name in names if k % 2 == 0 else names[::-1]:
+            samples[name].extend(one_round(name))
+
+
 def compare(
     settings: Settings, snapshot: SnapshotReader, scorer: Scorer, requests: Sequence[BenchRequest], count: int, rounds: int
 ) -> dict[str, Any]:
@@ -92,13 +106,17 @@ def compare(
         # How many (item, entity) slots the full store actually changes per round of requests.
         explained = [engines["full"].score(query, items, explain=True) for query, items in calls]
         overridden = sum(e.source == Source.OVERRIDE for r in explained for i in r.items for e in i.entities or ())
+
+        def one_round(name: str) -> list[float]:
+            out = []
+            for query, items in calls:
+                started = time.perf_counter()
+                engines[name].score(query, items)
+                out.append((time.perf_counter() - started) * 1000)
+            return out
+
         samples: dict[str, list[float]] = {name: [] for name in engines}
-        for k in range(rounds):
-            for name in list(engines) if k % 2 == 0 else list(engines)[::-1]:
-                for query, items in calls:
-                    started = time.perf_counter()
-                    engines[name].score(query, items)
-                    samples[name].append((time.perf_counter() - started) * 1000)
+        _alternating(samples, rounds, one_round)
     batcher.close()
     none_p50, full_p50 = float(np.median(samples["none"])), float(np.median(samples["full"]))
     return {
@@ -106,6 +124,57 @@ def compare(
         "requests": len(calls),
         "rounds": rounds,
         "entities_overridden_per_round": overridden,
+        "no_overrides_ms": percentiles(samples["none"]),
+        "with_overrides_ms": percentiles(samples["full"]),
+        "median_ratio_with_over_none": round(full_p50 / none_p50, 3) if none_p50 else None,
+    }
+
+
+def compare_served(
+    settings: Settings,
+    server_args: Sequence[str],
+    snapshot: SnapshotReader,
+    requests: Sequence[BenchRequest],
+    count: int,
+    rounds: int,
+) -> dict[str, Any]:
+    """Median client milliseconds per cached ScoreItems call, against a server with `count` overrides and one with none."""
+    timeout_s = settings.server.default_deadline_ms / 1000
+    with tempfile.TemporaryDirectory(prefix="entrel-bench-overrides-") as folder:
+        data_dirs = {name: Path(folder) / name for name in ("none", "full")}
+        for data_dir in data_dirs.values():
+            shutil.copytree(settings.snapshot_root, settings.replace(data_dir=str(data_dir)).snapshot_root)
+        full = OverrideStore.open(settings.replace(data_dir=str(data_dirs["full"])).overrides_dir)
+        stored = full.put_all(_overrides(snapshot, requests, count))
+        logs = Path(settings.data_dir) / "logs"
+        with (
+            serving([*server_args, f"--set=data_dir={data_dirs['none']}"], logs / "server-overrides-none.log") as none,
+            serving([*server_args, f"--set=data_dir={data_dirs['full']}"], logs / "server-overrides-full.log") as with_full,
+            GrpcTarget(none.address, requests, timeout_s) as to_none,
+            GrpcTarget(with_full.address, requests, timeout_s) as to_full,
+        ):
+            targets = {"none": to_none, "full": to_full}
+            for target in targets.values():  # warm: per-snapshot tables, each layer resolved once
+                for i in range(len(requests)):
+                    target.call(i)
+
+            def one_round(name: str) -> list[float]:
+                out = []
+                for i in range(len(requests)):
+                    started = time.perf_counter()
+                    reply = targets[name].call(i)
+                    out.append((time.perf_counter() - started) * 1000)
+                    if reply.code != "OK":
+                        raise RuntimeError(f"a cached call to the server with overrides {name!r} failed: {reply.code}")
+                return out
+
+            samples: dict[str, list[float]] = {name: [] for name in targets}
+            _alternating(samples, rounds, one_round)
+    none_p50, full_p50 = float(np.median(samples["none"])), float(np.median(samples["full"]))
+    return {
+        "overrides": stored,
+        "requests": len(requests),
+        "rounds": rounds,
         "no_overrides_ms": percentiles(samples["none"]),
         "with_overrides_ms": percentiles(samples["full"]),
         "median_ratio_with_over_none": round(full_p50 / none_p50, 3) if none_p50 else None,

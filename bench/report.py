@@ -178,6 +178,13 @@ def render(results: dict[str, Any]) -> str:
             f"median {o['with_overrides_ms']['p50']:.2f} vs {o['no_overrides_ms']['p50']:.2f} ms, "
             f"ratio {o['median_ratio_with_over_none']}"
         )
+    if "overrides_served" in results:
+        o = results["overrides_served"]
+        parts.append(
+            f"cached ScoreItems latency over gRPC with {o['overrides']:,} overrides vs none (two servers, "
+            f"{o['requests']} requests x {o['rounds']} rounds): median {o['with_overrides_ms']['p50']:.2f} vs "
+            f"{o['no_overrides_ms']['p50']:.2f} ms, ratio {o['median_ratio_with_over_none']}"
+        )
     if "traffic" in results:
         parts += ["", *_traffic_lines(results["traffic"])]
     return "\n".join(parts)

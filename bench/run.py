@@ -246,6 +246,9 @@ def run(settings: Settings, options: Options) -> dict[str, Any]:
         results["overrides"] = overrides.compare(
             settings, data.snapshot, scorer, cached[:BATCH_GROUPS], OVERRIDES, plan.override_rounds
         )
+        results["overrides_served"] = overrides.compare_served(
+            settings, server_args, data.snapshot, cached[:BATCH_GROUPS], OVERRIDES, plan.override_rounds
+        )
     if "traffic" not in options.skip:
         results["traffic"] = traffic.run(settings, scorer, workload, server_args, plan.traffic_requests, plan.traffic_log_queries)
     results["load_average"] = {
