@@ -16,7 +16,7 @@ from entrel.cache import SnapshotStore
 from entrel.errors import EntrelError
 from entrel.service.batcher import DeadlineExceeded, Overloaded
 from entrel.service.engine import InvalidRequest, ItemRequest
-from entrel.service.grpc_service import status_of
+from entrel.service.grpc_service import _item_refs, status_of
 from entrel.service.server import SERVICE_NAME, RelevanceServer
 from entrel.v1 import relevance_pb2 as pb
 
@@ -293,3 +293,24 @@ def test_live_scores_match_the_nightly_cache(server):
     entities = [snap.entities[i] for i in ids[:20]]
     live = server.scorer.score([(QUERY, e.render()) for e in entities])
     np.testing.assert_allclose(live, cached[:20], atol=1e-4)
+
+
+def test_item_refs_ask_before_copying_inline_items_and_only_when_there_are_some():
+    """The engine's quick refusal runs before any inline item is read, so a refused flood costs no copying."""
+    asked: list[str] = []
+
+    def refuse() -> None:
+        asked.append("inline")
+        raise Overloaded("every inline slot is taken")
+
+    by_id = [pb.ItemRef(item_id="D0001"), pb.ItemRef(item_id="D0002")]
+    assert _item_refs(by_id, refuse).ids == ["D0001", "D0002"] and not asked
+    # The ref with nothing set (items[2]) would be refused for it, but the slots are asked first.
+    mixed = [pb.ItemRef(item_id="D0001"), pb.ItemRef(inline=pb.InlineItem(title="red chair")), pb.ItemRef()]
+    with pytest.raises(Overloaded):
+        _item_refs(mixed, refuse)
+    assert asked == ["inline"]
+    refs = _item_refs(mixed[:2], lambda: None)
+    assert refs.ids == ["D0001", "inline-1"] and refs.inline[1].title == "red chair"
+    with pytest.raises(InvalidRequest, match=r"items\[2\] has neither"):
+        _item_refs(mixed, lambda: None)

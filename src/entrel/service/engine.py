@@ -467,8 +467,7 @@ class RelevanceEngine:
         # The slot is taken before the items are checked: under a flood, a refused
         # request costs no reading (normalising a long title is the dearest check).
         if not self._inline_slots.acquire(blocking=False):
-            limit = self.settings.server.max_inline_requests
-            raise Overloaded(f"{limit} requests with inline items are in flight (server.max_inline_requests); retry")
+            raise self._inline_busy()
         with self._inline_count_lock:
             self._inline_in_flight += 1
             # Encoding inline texts for the similarity term is the costliest step left: only a
@@ -487,6 +486,16 @@ class RelevanceEngine:
             with self._inline_count_lock:
                 self._inline_in_flight -= 1
             self._inline_slots.release()
+
+    def refuse_inline_when_busy(self) -> None:
+        """Raise Overloaded when every inline slot is taken: a transport calls it before it builds a request's
+        inline items, so under an inline flood a refusal costs no copying. A hint only (the slot is taken later)."""
+        if self._inline_in_flight >= self.settings.server.max_inline_requests:
+            raise self._inline_busy()
+
+    def _inline_busy(self) -> Overloaded:
+        limit = self.settings.server.max_inline_requests
+        return Overloaded(f"{limit} requests with inline items are in flight (server.max_inline_requests); retry")
 
     def _score(self, groups: list[Group], deadline: float, started: float, encode_inline: bool = True) -> list[ScoreResult]:
         snap = self._snapshot.current()

@@ -94,14 +94,20 @@ def _answer_by(remaining_s: float) -> float:
     return time.monotonic() + max(0.0, remaining_s - margin)
 
 
-def _item_refs(refs: Sequence[pb.ItemRef], where: str = "") -> ItemRefs:
-    """The engine's item references; InvalidRequest naming `<where>items[i]` for a ref with nothing set."""
+def _item_refs(refs: Sequence[pb.ItemRef], before_inline: Callable[[], None], where: str = "") -> ItemRefs:
+    """The engine's item references; InvalidRequest naming `<where>items[i]` for a ref with nothing set.
+
+    `before_inline` runs before the first inline item is copied out of the
+    message (the engine's quick refusal when its inline slots are taken).
+    """
     ids = [ref.item_id for ref in refs]
     inline: dict[int, CatalogItem] = {}
     # An id is "" only for an inline item, a ref with nothing set, or an explicitly empty id.
-    for index in (i for i, item_id in enumerate(ids) if not item_id):
+    blank = [(i, refs[i].WhichOneof("ref")) for i, item_id in enumerate(ids) if not item_id]
+    if any(kind == "inline" for _, kind in blank):
+        before_inline()
+    for index, kind in blank:
         ref = refs[index]
-        kind = ref.WhichOneof("ref")
         if kind == "inline":
             item = ref.inline
             ids[index] = item.item_id or f"inline-{index}"
@@ -235,7 +241,8 @@ class RelevanceServicer(pb_grpc.RelevanceServicer):
             assert isinstance(request, pb.ScoreItemsRequest)
             # Checked before building the item list, so a huge request is refused cheaply (and only here).
             valid = self.engine.validate(request.query, len(request.items))
-            result = self.engine.score(valid, _item_refs(request.items), explain=request.explain, deadline=deadline)
+            refs = _item_refs(request.items, self.engine.refuse_inline_when_busy)
+            result = self.engine.score(valid, refs, explain=request.explain, deadline=deadline)
             return to_response(result), [result]
 
         return self._answer("ScoreItems", request, context, work)
@@ -246,7 +253,7 @@ class RelevanceServicer(pb_grpc.RelevanceServicer):
             # Limits first (group count, items, each query), before any item list is built.
             valid = self.engine.validate_batch([(g.query, len(g.items)) for g in request.groups])
             groups = [
-                Group(v, _item_refs(g.items, f"groups[{k}]."), g.explain)
+                Group(v, _item_refs(g.items, self.engine.refuse_inline_when_busy, f"groups[{k}]."), g.explain)
                 for k, (v, g) in enumerate(zip(valid, request.groups, strict=True))
             ]
             results = self.engine.score_batch(groups, deadline=deadline)
