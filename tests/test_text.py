@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from entrel.text import is_blank, normalize
+from entrel.text import _normalize_unicode, is_blank, normalize
 
 
 def test_examples():
@@ -26,3 +26,8 @@ def test_idempotent_and_clean(text):
     assert normalize(once) == once
     assert once == once.strip()
     assert "  " not in once
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_the_ascii_shortcut_gives_what_the_full_path_gives(text):
+    assert normalize(text) == _normalize_unicode(text)

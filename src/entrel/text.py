@@ -61,6 +61,15 @@ def normalize(text: str) -> str:
     drops invisible characters; never raises on odd unicode (lone surrogates
     and private-use characters are removed).
     """
+    if text.isascii() and text.isprintable():
+        # Most queries and titles: NFKC, the folds and NFC leave printable ASCII as it is and it holds
+        # nothing to drop, so only case and spaces change (the same result, about 10x sooner).
+        return _WHITESPACE.sub(" ", text.lower()).strip()
+    return _normalize_unicode(text)
+
+
+def _normalize_unicode(text: str) -> str:
+    """:func:`normalize` for any text."""
     text = unicodedata.normalize("NFKC", text)
     text = "".join(_clean_char(ch) for ch in text)
     text = text.translate(_FOLD).casefold()
