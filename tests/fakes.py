@@ -1,4 +1,5 @@
-"""Test doubles for the engine and the batcher: an in-memory snapshot, a scripted scorer, a fixed encoder.
+"""Test doubles for the engine and the batcher: an in-memory snapshot, a scripted scorer, a fixed encoder,
+and engines built over them.
 
 They stand in for LMDB and the models so the serving logic can be tested in
 milliseconds; the end-to-end tests keep the real parts.
@@ -8,10 +9,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from entrel.catalog import Entity
+from entrel.config import load_settings
+from entrel.service.batcher import MicroBatcher
+from entrel.service.engine import RelevanceEngine
+
+# The office-chair world the engine tests score in.
+QUERY = "red office chair"
+CHAIR = Entity.of("product_type", "office chair")
+RED = Entity.of("color", "red")
+BLUE = Entity.of("color", "blue")
+ACME = Entity.of("brand", "acme")
+MESH = Entity.of("material", "mesh")
 
 
 class MemorySnapshot:
@@ -131,3 +144,30 @@ class FixedEncoder:
 
     def encode_by(self, texts: Sequence[str], until: float) -> np.ndarray:
         raise AssertionError("inline items are not used in these tests")
+
+
+class Engines:
+    """Builds engines over an in-memory snapshot with a scripted scorer and the real MicroBatcher;
+    `close` opens the scorers' gates and stops the batchers (a test may leave a scorer held)."""
+
+    def __init__(self) -> None:
+        self._made: list[tuple[ScriptedScorer, MicroBatcher]] = []
+
+    def make(
+        self,
+        snapshot: MemorySnapshot | None,
+        live: Mapping[tuple[str, str], float],
+        config: Sequence[str] = (),
+        **engine_options: Any,
+    ) -> tuple[RelevanceEngine, ScriptedScorer]:
+        """An engine serving `snapshot` (None: no snapshot), its misses scored as `live` says; `config` as --set."""
+        scorer = ScriptedScorer(live)
+        batcher = MicroBatcher(scorer, max_batch_pairs=64, max_wait_s=0.001, capacity=1000)
+        self._made.append((scorer, batcher))
+        settings = load_settings(overrides=list(config))
+        return RelevanceEngine(settings, scorer.fingerprint, FixedSnapshot(snapshot), batcher, **engine_options), scorer
+
+    def close(self) -> None:
+        for scorer, batcher in self._made:
+            scorer.gate.set()
+            batcher.close()

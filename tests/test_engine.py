@@ -9,21 +9,14 @@ import time
 
 import grpc
 import pytest
-from fakes import FixedEncoder, FixedSnapshot, MemorySnapshot, ScriptedScorer
+from fakes import ACME, BLUE, CHAIR, MESH, QUERY, RED, Engines, FixedEncoder, MemorySnapshot
 
-from entrel.catalog import CatalogItem, Entity
-from entrel.config import load_settings
-from entrel.service.batcher import MicroBatcher, Overloaded
-from entrel.service.engine import Group, InvalidRequest, ItemRequest, ItemStatus, RelevanceEngine, Role, Source
+from entrel.catalog import CatalogItem
+from entrel.service.batcher import Overloaded
+from entrel.service.engine import Group, InvalidRequest, ItemRequest, ItemStatus, Role, Source
 from entrel.service.grpc_service import RelevanceServicer
 from entrel.v1 import relevance_pb2 as pb
 
-QUERY = "red office chair"
-CHAIR = Entity.of("product_type", "office chair")
-RED = Entity.of("color", "red")
-BLUE = Entity.of("color", "blue")
-ACME = Entity.of("brand", "acme")
-MESH = Entity.of("material", "mesh")
 ITEMS = {
     "red-chair": ("Red office chair", [CHAIR, RED]),
     "blue-chair": ("Blue office chair", [CHAIR, BLUE]),
@@ -39,20 +32,14 @@ LIVE = {(QUERY, ACME.render()): 0.4, (QUERY, MESH.render()): 0.2}
 @pytest.fixture
 def make_engine():
     """Builds engines over a MemorySnapshot; closes their batchers (releasing held scorers) afterwards."""
-    made: list[tuple[ScriptedScorer, MicroBatcher]] = []
+    engines = Engines()
 
     def make(snapshot=None, served=True, encoder=None, overrides=()):
-        snapshot = (snapshot or MemorySnapshot(ITEMS, ROWS)) if served else None
-        scorer = ScriptedScorer(LIVE)
-        settings = load_settings(overrides=list(overrides))
-        batcher = MicroBatcher(scorer, max_batch_pairs=64, max_wait_s=0.001, capacity=1000)
-        made.append((scorer, batcher))
-        return RelevanceEngine(settings, scorer.fingerprint, FixedSnapshot(snapshot), batcher, encoder=encoder), scorer
+        served_snapshot = (snapshot or MemorySnapshot(ITEMS, ROWS)) if served else None
+        return engines.make(served_snapshot, LIVE, overrides, encoder=encoder)
 
     yield make
-    for scorer, batcher in made:
-        scorer.gate.set()
-        batcher.close()
+    engines.close()
 
 
 def requests(*item_ids):

@@ -11,10 +11,9 @@ import time
 
 import numpy as np
 import pytest
-from fakes import FixedSnapshot, MemorySnapshot, ScriptedScorer
+from fakes import ACME, BLUE, CHAIR, QUERY, RED, Engines, MemorySnapshot
 
 from entrel.catalog import CatalogItem, Entity
-from entrel.config import load_settings
 from entrel.overrides import (
     InvalidOverride,
     OverrideDrift,
@@ -25,15 +24,9 @@ from entrel.overrides import (
     override_key,
 )
 from entrel.render import render_explanation, render_ranking
-from entrel.service.batcher import MicroBatcher
-from entrel.service.engine import ItemRequest, ItemStatus, RelevanceEngine, Source
+from entrel.service.engine import ItemRequest, ItemStatus, Source
 from entrel.v1 import relevance_pb2 as pb
 
-QUERY = "red office chair"
-CHAIR = Entity.of("product_type", "office chair")
-RED = Entity.of("color", "red")
-BLUE = Entity.of("color", "blue")
-ACME = Entity.of("brand", "acme")
 ITEMS = {
     "red-chair": ("Red office chair", [CHAIR, RED]),
     "blue-chair": ("Blue office chair", [CHAIR, BLUE]),
@@ -54,19 +47,13 @@ def store(tmp_path):
 
 @pytest.fixture
 def make_engine(store):
-    made: list[MicroBatcher] = []
+    engines = Engines()
 
     def make(poll_interval_s: float = 0.25):
-        scorer = ScriptedScorer(LIVE)
-        batcher = MicroBatcher(scorer, max_batch_pairs=64, max_wait_s=0.001, capacity=1000)
-        made.append(batcher)
-        table = OverrideTable(store, poll_interval_s)
-        snapshot = FixedSnapshot(MemorySnapshot(ITEMS, ROWS))
-        return RelevanceEngine(load_settings(), scorer.fingerprint, snapshot, batcher, overrides=table), scorer
+        return engines.make(MemorySnapshot(ITEMS, ROWS), LIVE, overrides=OverrideTable(store, poll_interval_s))
 
     yield make
-    for batcher in made:
-        batcher.close()
+    engines.close()
 
 
 def entities(result, item: int) -> dict[Entity, tuple[float, Source, str]]:
