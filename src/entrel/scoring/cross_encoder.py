@@ -34,6 +34,7 @@ __all__ = [
     "length_sorted_batches",
     "load_cross_encoder",
     "model_fingerprint",
+    "pick_device",
     "resolve_model_path",
 ]
 
@@ -116,7 +117,8 @@ def length_sorted_batches(lengths: Sequence[int], token_budget: int) -> Iterator
         start = end
 
 
-def _pick_device(setting: str) -> str:
+def pick_device(setting: str) -> str:
+    """``auto``: CUDA when torch sees a GPU, else the CPU; anything else is taken as named."""
     if setting == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return setting
@@ -147,7 +149,7 @@ class CrossEncoderScorer:
         self.settings = settings
         if settings.num_threads > 0:
             torch.set_num_threads(settings.num_threads)
-        self.device = _pick_device(settings.device)
+        self.device = pick_device(settings.device)
         encoder = load_cross_encoder(settings.name_or_path, device=self.device, max_length=settings.max_length)
         self.tokenizer = encoder.processor
         self.model = encoder.model
