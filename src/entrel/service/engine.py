@@ -29,7 +29,6 @@ for the groups that ask for them.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -54,6 +53,7 @@ from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher, Overloaded
 from entrel.service.extraction import InlineExtraction
 from entrel.service.limits import inline_problem
+from entrel.service.slots import Slots
 from entrel.text import normalize
 
 __all__ = [
@@ -388,9 +388,7 @@ class RelevanceEngine:
             # Its worker processes end with the engine, closed or not.
             weakref.finalize(self, extraction.close)
         self._extraction = extraction
-        self._inline_slots = threading.BoundedSemaphore(settings.server.max_inline_requests)
-        self._inline_in_flight = 0
-        self._inline_count_lock = threading.Lock()
+        self._inline_slots = Slots(settings.server.max_inline_requests)
 
     # -- request validation ------------------------------------------------
 
@@ -466,14 +464,13 @@ class RelevanceEngine:
         # a time, so they never hold every worker thread from cached requests.
         # The slot is taken before the items are checked: under a flood, a refused
         # request costs no reading (normalising a long title is the dearest check).
-        if not self._inline_slots.acquire(blocking=False):
+        taken = self._inline_slots.take()
+        if taken is None:
             raise self._inline_busy()
-        with self._inline_count_lock:
-            self._inline_in_flight += 1
-            # Encoding inline texts for the similarity term is the costliest step left: only a
-            # request alone with its inline items does it; under an inline flood they are scored
-            # by their entities alone (DEGRADED, said in the message), which keeps deadlines.
-            encode_inline = self._inline_in_flight == 1
+        # Encoding inline texts for the similarity term is the costliest step left: only a
+        # request alone with its inline items does it; under an inline flood they are scored
+        # by their entities alone (DEGRADED, said in the message), which keeps deadlines.
+        encode_inline = taken == 1
         try:
             for g, group in enumerate(groups):
                 if problem := inline_problem(ItemRefs.of(group.items).inline.items(), self.settings.server):
@@ -483,14 +480,12 @@ class RelevanceEngine:
             now = time.monotonic()
             return self._score(groups, now + 0.8 * (deadline - now), started, encode_inline)
         finally:
-            with self._inline_count_lock:
-                self._inline_in_flight -= 1
-            self._inline_slots.release()
+            self._inline_slots.give_back()
 
     def refuse_inline_when_busy(self) -> None:
         """Raise Overloaded when every inline slot is taken: a transport calls it before it builds a request's
         inline items, so under an inline flood a refusal costs no copying. A hint only (the slot is taken later)."""
-        if self._inline_in_flight >= self.settings.server.max_inline_requests:
+        if self._inline_slots.full:
             raise self._inline_busy()
 
     def _inline_busy(self) -> Overloaded:
