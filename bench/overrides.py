@@ -17,7 +17,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +72,29 @@ def _overrides(snapshot: SnapshotReader, requests: Sequence[BenchRequest], count
         yield one(f"benchmark query {k}", rng.randrange(snapshot.entity_count))
 
 
-def _alternating(samples: dict[str, list[float]], rounds: int, one_round: Callable[[str], list[float]]) -> None:
-    """Run `one_round(name)` for each name per round, in turn first: a load spike falls on both alike."""
-    names = list(samples)
+def _timed_rounds(calls: Mapping[str, Callable[[int], object]], count: int, rounds: int) -> dict[str, list[float]]:
+    """Milliseconds of each way's calls 0..count-1, per round, each way in turn first: a load spike falls on both alike."""
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
     for k in range(rounds):
         for name in names if k % 2 == 0 else names[::-1]:
-            samples[name].extend(one_round(name))
+            for i in range(count):
+                started = time.perf_counter()
+                calls[name](i)
+                samples[name].append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def _summary(samples: Mapping[str, Sequence[float]], stored: int, requests: int, rounds: int) -> dict[str, Any]:
+    none_p50, full_p50 = float(np.median(samples["none"])), float(np.median(samples["full"]))
+    return {
+        "overrides": stored,
+        "requests": requests,
+        "rounds": rounds,
+        "no_overrides_ms": percentiles(samples["none"]),
+        "with_overrides_ms": percentiles(samples["full"]),
+        "median_ratio_with_over_none": round(full_p50 / none_p50, 3) if none_p50 else None,
+    }
 
 
 def compare(
@@ -107,27 +124,12 @@ def compare(
         explained = [engines["full"].score(query, items, explain=True) for query, items in calls]
         overridden = sum(e.source == Source.OVERRIDE for r in explained for i in r.items for e in i.entities or ())
 
-        def one_round(name: str) -> list[float]:
-            out = []
-            for query, items in calls:
-                started = time.perf_counter()
-                engines[name].score(query, items)
-                out.append((time.perf_counter() - started) * 1000)
-            return out
+        def scoring(engine: RelevanceEngine) -> Callable[[int], object]:
+            return lambda i: engine.score(*calls[i])
 
-        samples: dict[str, list[float]] = {name: [] for name in engines}
-        _alternating(samples, rounds, one_round)
+        samples = _timed_rounds({name: scoring(engine) for name, engine in engines.items()}, len(calls), rounds)
     batcher.close()
-    none_p50, full_p50 = float(np.median(samples["none"])), float(np.median(samples["full"]))
-    return {
-        "overrides": stored,
-        "requests": len(calls),
-        "rounds": rounds,
-        "entities_overridden_per_round": overridden,
-        "no_overrides_ms": percentiles(samples["none"]),
-        "with_overrides_ms": percentiles(samples["full"]),
-        "median_ratio_with_over_none": round(full_p50 / none_p50, 3) if none_p50 else None,
-    }
+    return {**_summary(samples, stored, len(calls), rounds), "entities_overridden_per_round": overridden}
 
 
 def compare_served(
@@ -158,24 +160,14 @@ def compare_served(
                 for i in range(len(requests)):
                     target.call(i)
 
-            def one_round(name: str) -> list[float]:
-                out = []
-                for i in range(len(requests)):
-                    started = time.perf_counter()
+            def checked(name: str) -> Callable[[int], object]:
+                def call(i: int) -> object:
                     reply = targets[name].call(i)
-                    out.append((time.perf_counter() - started) * 1000)
                     if reply.code != "OK":
                         raise RuntimeError(f"a cached call to the server with overrides {name!r} failed: {reply.code}")
-                return out
+                    return reply
 
-            samples: dict[str, list[float]] = {name: [] for name in targets}
-            _alternating(samples, rounds, one_round)
-    none_p50, full_p50 = float(np.median(samples["none"])), float(np.median(samples["full"]))
-    return {
-        "overrides": stored,
-        "requests": len(requests),
-        "rounds": rounds,
-        "no_overrides_ms": percentiles(samples["none"]),
-        "with_overrides_ms": percentiles(samples["full"]),
-        "median_ratio_with_over_none": round(full_p50 / none_p50, 3) if none_p50 else None,
-    }
+                return call
+
+            samples = _timed_rounds({name: checked(name) for name in targets}, len(requests), rounds)
+    return _summary(samples, stored, len(requests), rounds)
