@@ -24,29 +24,37 @@ def test_slots_admit_up_to_the_limit_and_count_the_holders() -> None:
 def test_giving_back_a_slot_nobody_holds_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="no slot"):
         Slots(1).give_back()
+
+
+def test_there_is_at_least_one_slot() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Slots(0)
 
 
-def test_threads_never_hold_more_slots_than_there_are() -> None:
-    slots, most, lock = Slots(3), [0], threading.Lock()
-    holding = [0]
+def test_threads_that_hold_their_slots_together_get_exactly_the_limit() -> None:
+    """Eight threads take a slot at once and keep it: three get one each (counted 1, 2, 3), five are refused."""
+    slots, release = Slots(3), threading.Event()
+    all_tried = threading.Barrier(8 + 1)
+    got: list[int | None] = []
+    lock = threading.Lock()
 
-    def worker() -> None:
-        for _ in range(2000):
-            if slots.take() is None:
-                continue
-            with lock:
-                holding[0] += 1
-                most[0] = max(most[0], holding[0])
-            with lock:
-                holding[0] -= 1
+    def holder() -> None:
+        taken = slots.take()
+        with lock:
+            got.append(taken)
+        all_tried.wait()
+        if taken is not None:
+            release.wait()
             slots.give_back()
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
+    threads = [threading.Thread(target=holder) for _ in range(8)]
     for t in threads:
         t.start()
+    all_tried.wait()
+    assert sorted(g for g in got if g is not None) == [1, 2, 3]
+    assert got.count(None) == 5
+    assert slots.full
+    release.set()
     for t in threads:
         t.join()
-    assert 1 <= most[0] <= 3
     assert slots.take() == 1
