@@ -73,7 +73,8 @@ def _overrides(snapshot: SnapshotReader, requests: Sequence[BenchRequest], count
 
 
 def _timed_rounds(calls: Mapping[str, Callable[[int], object]], count: int, rounds: int) -> dict[str, list[float]]:
-    """Milliseconds of each way's calls 0..count-1, per round, each way in turn first: a load spike falls on both alike."""
+    """Milliseconds of each named caller's calls 0..count-1, per round, each name in turn first: a load spike
+    falls on both alike."""
     samples: dict[str, list[float]] = {name: [] for name in calls}
     names = list(calls)
     for k in range(rounds):
@@ -86,6 +87,7 @@ def _timed_rounds(calls: Mapping[str, Callable[[int], object]], count: int, roun
 
 
 def _summary(samples: Mapping[str, Sequence[float]], stored: int, requests: int, rounds: int) -> dict[str, Any]:
+    """The figures of both comparisons: percentiles with and without overrides, and the ratio of medians."""
     none_p50, full_p50 = float(np.median(samples["none"])), float(np.median(samples["full"]))
     return {
         "overrides": stored,
