@@ -88,6 +88,7 @@ def test_train_encoder_command_writes_a_servable_encoder_that_learned_the_labels
     assert code == 0 and f"--set similarity.encoder={output}" in capsys.readouterr().out
     card = json.loads((output / "entrel_model.json").read_text())
     assert card["fingerprint"] and card["data"]["steps"] > 10 and card["stages"]["recipe"]["max_length"] == 128
+    assert card["trained_on"] == "cpu"
     texts = {
         item.item_id: item_text(item)
         for item in iter_items(read_catalog(load_settings(overrides=[f"catalog.path={small_data['catalog']}"]).catalog))

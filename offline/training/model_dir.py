@@ -50,6 +50,8 @@ def save_model(encoder: Any, directory: str | os.PathLike[str], info: dict[str, 
     encoder.save(str(staging))
     info = {
         **info,
+        # Where the weights were trained (the GPU when torch saw one): runs on two devices differ slightly.
+        "trained_on": str(encoder.device),
         "fingerprint": _weights_digest(staging),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

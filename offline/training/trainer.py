@@ -34,8 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from entrel.logic import NEUTRAL, Aggregator
-from entrel.scoring import load_cross_encoder
-from entrel.scoring.cross_encoder import pick_device
+from entrel.scoring import load_cross_encoder, pick_device
 
 __all__ = ["Example", "FitReport", "fit", "trainable_cross_encoder"]
 
@@ -73,7 +72,8 @@ def trainable_cross_encoder(name_or_path: str, max_length: int, seed: int) -> An
     A backbone without that head gets a fresh one, drawn from torch's global
     generator: it is seeded here, or two runs on the same data train
     different models (seen on the demo: 0.95 vs 0.06 for one pair). It
-    trains on the GPU when torch sees one.
+    trains on the GPU when torch sees one (``CUDA_VISIBLE_DEVICES=`` keeps
+    it on the CPU); the saved model's info says which (``trained_on``).
     """
     torch.manual_seed(seed)
     return load_cross_encoder(name_or_path, device=pick_device("auto"), num_labels=1, max_length=max_length)

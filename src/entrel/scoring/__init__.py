@@ -9,6 +9,7 @@ from entrel.scoring.cross_encoder import (
     length_sorted_batches,
     load_cross_encoder,
     model_fingerprint,
+    pick_device,
     resolve_model_path,
 )
 from entrel.scoring.similarity import TakingTurns, TextEncoder, similarities
@@ -24,6 +25,7 @@ __all__ = [
     "length_sorted_batches",
     "load_cross_encoder",
     "model_fingerprint",
+    "pick_device",
     "resolve_model_path",
     "similarities",
 ]
