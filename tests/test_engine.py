@@ -8,10 +8,11 @@ from __future__ import annotations
 import time
 
 import grpc
+import numpy as np
 import pytest
 from fakes import ACME, BLUE, CHAIR, MESH, QUERY, RED, Engines, FixedEncoder, MemorySnapshot
 
-from entrel.catalog import CatalogItem
+from entrel.catalog import CatalogItem, Entity
 from entrel.service.batcher import Overloaded
 from entrel.service.engine import Group, InvalidRequest, ItemRequest, ItemStatus, Role, Source
 from entrel.service.grpc_service import RelevanceServicer
@@ -268,6 +269,53 @@ def test_inline_requests_past_the_slots_are_refused_before_their_items_are_check
         engine.score_batch([Group(QUERY, requests("red-chair")), Group(QUERY, too_long)])
     # Overloaded here would mean a refusal kept the only slot.
     assert [item.item_id for item in engine.score(QUERY, fits).items] == ["x1"]
+
+
+class InlineEncoder(FixedEncoder):
+    """Encodes every inline text as the first axis and records the texts it encoded."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.inline_texts: list[str] = []
+
+    def encode_by(self, texts, until):
+        self.inline_texts.extend(texts)
+        return np.tile(np.array([[1, 0, 0, 0]], dtype=np.float16), (len(texts), 1))
+
+
+def test_only_a_request_alone_with_its_inline_items_encodes_their_texts(make_engine):
+    """Encoding inline texts is the dearest step left: beside another inline request in flight, the items
+    are scored by their entities alone and say so."""
+    import threading
+
+    # Every entity extracted from the item beside is cached, so it never waits for the held scorer.
+    rows = {QUERY: {**ROWS[QUERY], Entity.of("product_type", "chair"): 1.0, Entity.of("phrase", "office"): 0.5}}
+    snapshot = MemorySnapshot(ITEMS, rows, item_vectors={"red-chair": [1, 0, 0, 0]}, query_vectors={QUERY: [1, 0, 0, 0]})
+    encoder = InlineEncoder()
+    engine, scorer = make_engine(snapshot, encoder=encoder, overrides=["similarity.weight=0.25", "server.max_inline_requests=2"])
+    held = [ItemRequest("x1", CatalogItem(item_id="x1", title="Zorblax mesh office chair", brand="Zorblax"))]
+    beside = [ItemRequest("x2", CatalogItem(item_id="x2", title="Red office chair"))]
+    engine.score(QUERY, [ItemRequest("x0", CatalogItem(item_id="x0", title="warm up"))])  # extraction workers start
+    alone = engine.score(QUERY, beside).items[0]
+    assert encoder.inline_texts == ["Red office chair"] and alone.status == ItemStatus.OK
+    assert alone.similarity == pytest.approx(1.0, abs=1e-3)
+    scorer.gate.clear()  # the held request keeps its slot while its live pairs wait
+    holder = threading.Thread(target=engine.score, args=(QUERY, held))
+    holder.start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # until the holder has its slot: before, the request is alone and encodes
+            encoder.inline_texts.clear()
+            item = engine.score(QUERY, beside, deadline=time.monotonic() + 10).items[0]
+            if not encoder.inline_texts:
+                break
+            assert time.monotonic() < deadline, "the holder never took its slot"
+            time.sleep(0.01)
+        assert (item.status, item.similarity) == (ItemStatus.DEGRADED, 0.0)
+        assert "scored by its entities alone" in item.message
+    finally:
+        scorer.gate.set()
+        holder.join(60)
 
 
 EXCLUDING_QUERY = "office chair without wheels"
