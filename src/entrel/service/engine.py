@@ -489,7 +489,7 @@ class RelevanceEngine:
             raise self._inline_busy()
 
     def _inline_busy(self) -> Overloaded:
-        limit = self.settings.server.max_inline_requests
+        limit = self._inline_slots.limit
         return Overloaded(f"{limit} requests with inline items are in flight (server.max_inline_requests); retry")
 
     def _score(self, groups: list[Group], deadline: float, started: float, encode_inline: bool = True) -> list[ScoreResult]:
