@@ -30,13 +30,13 @@ from tqdm.auto import tqdm
 
 from entrel.cache import Manifest, SnapshotStore
 from entrel.cache.misslog import MissSummary, read_misses
-from entrel.catalog import Entity, item_text
+from entrel.catalog import Entity
 from entrel.config import Settings
 from entrel.errors import EntrelError
 from entrel.offline import extract
 from entrel.offline.mine_queries import mine_queries
 from entrel.offline.retrieval import Bm25Index
-from entrel.offline.vectors import encode_items
+from entrel.offline.vectors import catalog_vectors
 from entrel.overrides import OverrideDrift, OverrideStore
 from entrel.scoring import CrossEncoderScorer, Scorer, TextEncoder
 
@@ -177,8 +177,14 @@ def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True)
             if settings.similarity.weight > 0:
                 clock = time.perf_counter()
                 encoder = TextEncoder(settings.similarity, getattr(scorer, "device", "cpu"))
-                texts = [item_text(item) for item in catalog.items]
-                encoded = encode_items(encoder, texts, Path(settings.data_dir) / "vectors", progress)
+                encoded = catalog_vectors(
+                    encoder,
+                    catalog.items,
+                    catalog.entities,
+                    settings.similarity.source,
+                    Path(settings.data_dir) / "vectors",
+                    progress,
+                )
                 vector_counts = {"reused": encoded.reused, "encoded": encoded.encoded}
                 writer.add_item_vectors(zip((item.item_id for item in catalog.items), encoded.vectors, strict=True))
                 writer.add_query_vectors(zip(queries, encoder.encode(queries), strict=True))
@@ -194,6 +200,7 @@ def run(settings: Settings, scorer: Scorer | None = None, progress: bool = True)
                         "catalog": settings.catalog.path,
                         "query_log": settings.nightly.query_log,
                         "similarity_encoder": settings.similarity.encoder if settings.similarity.weight > 0 else "",
+                        "similarity_source": settings.similarity.source if settings.similarity.weight > 0 else "",
                     },
                     build_seconds=round(sum(seconds.values()), 2),
                 )

@@ -116,3 +116,63 @@ def test_float16_vectors_convert_exactly_as_numpy_casts_them():
         assert np.array_equal(nan, np.isnan(converted)), "NaN stays NaN (its payload bits may differ)"
         assert np.array_equal(converted.view(np.uint32)[~nan], expected.view(np.uint32)[~nan])
     assert as_float32(np.ones((2, 3), np.float32)).dtype == np.float32
+
+
+def test_entity_bags_sum_per_entity_cosines_over_one_norm_per_item():
+    import numpy as np
+
+    from entrel.scoring import entity_bags
+
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((3, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    texts = ["red", "chair", "steel"]
+    bags = entity_bags([["chair", "red"], [], ["steel"]], texts, vectors.astype(np.float16))
+    assert bags.dtype == np.float16 and bags.shape == (3, 8)
+    assert not bags[1].any(), "an item without entities has no direction: similarity 0"
+    query = vectors[0] * 0.6 + vectors[2] * 0.8
+    share = vectors[[1, 0]] @ query / np.linalg.norm(vectors[0] + vectors[1])
+    assert float(bags[0].astype(np.float32) @ query) == pytest.approx(share.sum(), abs=2e-3)
+    assert np.linalg.norm(bags[2].astype(np.float32)) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_similarity_of_entities_is_served_for_catalog_and_inline_items_alike(tmp_path, served_settings, scorer):
+    """similarity.source = "entities": the nightly's item vectors and an inline item's are bags of entity vectors."""
+    import numpy as np
+
+    from entrel.config import SimilaritySettings
+    from entrel.offline import nightly
+    from entrel.scoring import TextEncoder
+    from entrel.service.client import RelevanceClient
+    from entrel.service.server import RelevanceServer
+
+    settings = served_settings.replace(**{"data_dir": str(tmp_path), "similarity.source": "entities"})
+    report = nightly.run(settings, progress=False)
+    assert report.item_vectors["encoded"] < report.counts["items"], "entity texts are shared: fewer to encode than items"
+    running = RelevanceServer(settings, scorer=scorer).start()
+    try:
+        snap = running.watcher.current()
+        item = next(i for i in iter_items(read_catalog(settings.catalog)) if "bottle" in i.title.lower())
+        row = snap.item_rows[item.item_id]
+        texts = [snap.entity(int(e)).text for e in snap.item_entities[row, : snap.item_counts[row]]]
+        query = "leak proof bottle to carry at the gym"
+        with RelevanceClient(f"127.0.0.1:{running.port}") as client:
+            inline = pb.InlineItem(
+                title=item.title,
+                description=item.description,
+                brand=item.brand,
+                color=item.color,
+                category_path=list(item.category),
+                attributes=dict(item.attributes),
+            )
+            by_catalog, by_inline = client.score(query, [item.item_id, inline], explain=True).items
+        encoder = TextEncoder(SimilaritySettings())
+        bag = encoder.encode(texts).astype(np.float32).sum(axis=0)
+        expected = float(encoder.encode([query])[0].astype(np.float32) @ bag / np.linalg.norm(bag))
+        assert by_catalog.similarity == pytest.approx(expected, abs=5e-3)
+        # The item's text alone encodes to another vector: the served one is made of its entities.
+        text_cosine = float(encoder.encode([query])[0].astype(np.float32) @ encoder.encode([item.title])[0].astype(np.float32))
+        assert abs(by_catalog.similarity - text_cosine) > 1e-3
+        assert by_inline.similarity == pytest.approx(by_catalog.similarity, abs=1e-3), "same entities, same bag"
+    finally:
+        running.stop(grace=1)

@@ -150,7 +150,7 @@ class LogicSettings:
 
 @dataclass(frozen=True)
 class SimilaritySettings:
-    """The item-level term: score = (1 - weight) * entity score + weight * cosine(query, item text).
+    """The similarity term: score = (1 - weight) * entity score + weight * cosine(query, item vector).
 
     Item vectors are computed by the nightly job and stored in the snapshot
     (frequent queries' vectors too), so serving it costs one dot product per
@@ -165,6 +165,10 @@ class SimilaritySettings:
     # A sentence-transformers bi-encoder: hub name (cached locally) or a local directory.
     encoder: str = "all-MiniLM-L6-v2"
     weight: float = 0.5
+    # What an item's vector encodes: "item_text" (title; brand; colour, one text) or "entities" (the
+    # normalised sum of its entities' text vectors: the cosine is then a sum of per-(query, entity)
+    # cosines over one per-item norm, so the term is itself an entity aggregate).
+    source: str = "item_text"
     # Tokens of item text the encoder reads (titles run to ~100): bounds the cost of a long inline item.
     max_length: int = 128
     batch_size: int = 64
@@ -388,6 +392,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "model.dtype": ("auto", "float32", "float16", "bfloat16"),
     "logic.tnorm": ("product", "min", "lukasiewicz"),
     "logic.coverage": ("max", "noisy_or"),
+    "similarity.source": ("item_text", "entities"),
     "nightly.candidates": ("retrieval", "all"),
     "log_format": ("json", "text"),
 }

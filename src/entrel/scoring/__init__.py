@@ -12,7 +12,7 @@ from entrel.scoring.cross_encoder import (
     pick_device,
     resolve_model_path,
 )
-from entrel.scoring.similarity import TakingTurns, TextEncoder, similarities
+from entrel.scoring.similarity import TakingTurns, TextEncoder, entity_bags, similarities
 
 __all__ = [
     "MODEL_INFO_FILE",
@@ -22,6 +22,7 @@ __all__ = [
     "TakingTurns",
     "TextEncoder",
     "cpu_has_fast_bfloat16",
+    "entity_bags",
     "length_sorted_batches",
     "load_cross_encoder",
     "model_fingerprint",

@@ -22,7 +22,7 @@ import torch
 from entrel.config import SimilaritySettings
 from entrel.scoring.cross_encoder import ModelNotFoundError, Scorer, model_fingerprint, resolve_model_path
 
-__all__ = ["TakingTurns", "TextEncoder", "similarities"]
+__all__ = ["TakingTurns", "TextEncoder", "entity_bags", "similarities"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class TextEncoder:
                 f"similarity.weight=0 to score by entities alone. ({type(exc).__name__}: {str(exc)[:200]})"
             ) from exc
         self.model.max_seq_length = settings.max_length
+        self.dimension = int(self.model.get_embedding_dimension() or 0)
         # Identity of the weights (a local directory's files), else the configured name.
         weights = model_fingerprint(path) if Path(path).is_dir() else settings.encoder.replace("/", "--")
         self.fingerprint = f"{weights}-{settings.max_length}"
@@ -141,6 +142,23 @@ def as_float32(vectors: np.ndarray) -> np.ndarray:
     for start in range(0, len(vectors), step):
         out[start : start + step].copy_(source[start : start + step])
     return out.numpy()
+
+
+def entity_bags(per_item: Sequence[Sequence[str]], texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+    """Item vectors from entity vectors (``similarity.source = "entities"``): the normalised sum of each item's
+    entity text vectors, float16 like the snapshot's; zeros for an item without entities (similarity 0).
+
+    `vectors[k]` is the unit vector of `texts[k]`; `per_item` names each item's entity texts. The
+    cosine of a query with an item's bag is sum_e cos(q, e) / ||sum_e v_e||: per-(query, entity)
+    similarities over one norm per item, so the term is itself an aggregate of entity scores.
+    """
+    row_of = {text: k for k, text in enumerate(texts)}
+    sums = np.zeros((len(per_item), vectors.shape[1]), dtype=np.float32)
+    for item, entity_texts in enumerate(per_item):
+        if entity_texts:
+            sums[item] = as_float32(vectors[[row_of[t] for t in entity_texts]]).sum(axis=0)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0).astype(np.float16)
 
 
 def similarities(query: np.ndarray, items: np.ndarray) -> np.ndarray:

@@ -47,7 +47,7 @@ from entrel.errors import EntrelError
 from entrel.logic import NEUTRAL, Aggregate, Aggregator
 from entrel.logic.exclusion import excluded_terms, violated_exclusion
 from entrel.overrides import OverrideTable, QueryOverrides
-from entrel.scoring import TextEncoder, similarities
+from entrel.scoring import TextEncoder, entity_bags, similarities
 from entrel.scoring.similarity import as_float32
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher, Overloaded
@@ -658,29 +658,55 @@ class RelevanceEngine:
                 continue
             if stop > start:
                 sims.values[known[start:stop]] = similarities(query, vectors[start:stop])
-            self._encode_inline(p, query, sims, deadline, encode_inline)
+            self._encode_inline(p, self._inline_texts(snap, resolved, p), query, sims, deadline, encode_inline)
             result.similarity_weight = self.settings.similarity.weight
         return sims
 
-    def _encode_inline(self, p: _Pending, query: np.ndarray, sims: _Similarity, deadline: float, encode_inline: bool) -> None:
+    def _inline_texts(self, snap: SnapshotView | None, resolved: _Resolved, p: _Pending) -> list[tuple[int, list[str]]]:
+        """Each inline item's row and the texts its vector is made of, as the nightly makes catalog items'
+        (`similarity.source`): its text, or its entities' texts."""
+        rows = [p.lo + i for i in sorted(p.items.inline)]
+        if self.settings.similarity.source != "entities":
+            return [(row, [item_text(p.items.inline[row - p.lo])]) for row in rows]
+        return [
+            (row, [self._entity(snap, resolved, int(i)).text for i in resolved.ids[row, : resolved.counts[row]]]) for row in rows
+        ]
+
+    def _encode_inline(
+        self,
+        p: _Pending,
+        inline: list[tuple[int, list[str]]],
+        query: np.ndarray,
+        sims: _Similarity,
+        deadline: float,
+        encode_inline: bool,
+    ) -> None:
         """The similarity of a group's inline items, encoded a chunk at a time while the deadline allows."""
-        inline = [(p.lo + i, item_text(item)) for i, item in sorted(p.items.inline.items())]
         if not encode_inline:
-            sims.unscored[[i for i, _ in inline]] = True
+            sims.unscored[[row for row, _ in inline]] = True
             inline = []
         last_chunk_s = 0.0  # a chunk starts only if one as long as the last still ends in time
         for start in range(0, len(inline), _ENCODE_CHUNK):
             chunk = inline[start : start + _ENCODE_CHUNK]
             began = time.monotonic()
-            encoded = None
+            vectors = None
             if began + last_chunk_s < deadline:
-                assert self._encoder is not None, "called with an encoder"
-                encoded = self._encoder.encode_by([text for _, text in chunk], deadline - last_chunk_s)
-            if encoded is None:
-                sims.unscored[[i for i, _ in inline[start:]]] = True
+                vectors = self._inline_vectors([texts for _, texts in chunk], deadline - last_chunk_s)
+            if vectors is None:
+                sims.unscored[[row for row, _ in inline[start:]]] = True
                 break
-            sims.values[[i for i, _ in chunk]] = similarities(query, encoded)
+            sims.values[[row for row, _ in chunk]] = similarities(query, vectors)
             last_chunk_s = time.monotonic() - began
+
+    def _inline_vectors(self, per_item: list[list[str]], until: float) -> np.ndarray | None:
+        """Vectors of inline items from their texts (one each, or a bag of entity texts); None if the
+        encoder stayed busy past `until`."""
+        assert self._encoder is not None, "called with an encoder"
+        if self.settings.similarity.source != "entities":
+            return self._encoder.encode_by([texts[0] for texts in per_item], until)
+        texts = sorted({text for item_texts in per_item for text in item_texts})
+        encoded = self._encoder.encode_by(texts, until) if texts else np.zeros((0, self._encoder.dimension), np.float16)
+        return None if encoded is None else entity_bags(per_item, texts, encoded)
 
     def _extract_inline(self, snap: SnapshotView | None, items: list[CatalogItem], deadline: float) -> list[list[Entity] | None]:
         """Entities of each inline item (in worker processes), None for those not extracted in time.
