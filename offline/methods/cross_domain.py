@@ -8,7 +8,9 @@ catalog written as an entrel catalog, the nightly LMDB snapshot, ``entrel
 serve`` with the aggregation settings in the model's card and the
 similarity weight and encoder (fine-tuned per seed, or zero-shot) the ESCI run chose, every judged item scored over gRPC.
 One run per seed, so the row reports mean ± sd over seeds; the variant
-``entity_aggregate`` is the first seed's entity score alone.
+``entity_aggregate`` is the first seed's entity score alone, and
+``pure_entities`` the pure entity model as the ESCI run chose it (similarity
+from entity bags, exclusions read in entity texts).
 """
 
 from __future__ import annotations
@@ -57,5 +59,10 @@ def entrel_cross_domain(ctx: EvalContext) -> MethodResult:
         )
         first = first or explained
     assert first is not None
-    info = {"trained_on": "esci-us", "served": reports}
-    return MethodResult(tuple(runs), info, {"entity_aggregate": first.entity_scores})
+    pure = entity_model.saved_entity_similarity_choice(ctx)
+    info = {"trained_on": "esci-us", "served": reports, "pure_entities": {k: v for k, v in pure.items() if k != "config"}}
+    variants = {
+        "entity_aggregate": first.entity_scores,
+        "pure_entities": entity_model.pure_entity_scores(ctx, first.entity_scores, pure),
+    }
+    return MethodResult(tuple(runs), info, variants)

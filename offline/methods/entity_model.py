@@ -26,6 +26,12 @@ compatibility (:mod:`entrel.logic`). Its recipe is
   (:mod:`entrel.offline.methods.similarity_encoder`), the latter only when
   its held-out gain exceeds one standard error across folds.
   Cached in ``<models>/entrel-esci-similarity.json``.
+* **The pure entity model** (row ``pure_entities``): the same two choices
+  (weight, exclusion penalty) by the same folds, with the similarity
+  computed from the item's entities (``similarity.source = "entities"``:
+  the bag of its entity-text vectors) and exclusions read in its entity
+  texts, not its title: nothing item-level is left. Cached in
+  ``<models>/entrel-esci-entity-similarity.json``.
 * **The row** goes through the product's own path for every seed: the
   ESCI catalog written as an entrel JSONL catalog, the test queries as its
   query log, the nightly job's LMDB snapshot, ``entrel serve`` as a
@@ -62,7 +68,7 @@ from entrel.offline.training.examples import Label
 from entrel.offline.training.model_dir import record_metrics, reusable_info, save_model
 from entrel.offline.training.recipe import pretrain, train_entity_model
 from entrel.offline.training.trainer import trainable_cross_encoder
-from entrel.scoring import MODEL_INFO_FILE, CrossEncoderScorer, resolve_model_path
+from entrel.scoring import MODEL_INFO_FILE, CrossEncoderScorer, entity_bags, resolve_model_path
 from entrel.service.client import RelevanceClient
 from entrel.service.process import serving
 from entrel.text import normalize
@@ -90,6 +96,7 @@ ESCI_MODEL_DIR = "entrel-esci"
 _PRETRAINED_DIR = "entrel-esci-pretrained"
 _SELECTION_FILE = "entrel-esci-selection.json"
 _SIMILARITY_FILE = "entrel-esci-similarity.json"
+_ENTITY_SIMILARITY_FILE = "entrel-esci-entity-similarity.json"
 # The similarity term's encoder candidates: as configured, or fine-tuned on the training labels.
 _ZERO_SHOT = "zero-shot"
 _FINE_TUNED = "fine-tuned"
@@ -309,9 +316,7 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
         saved = json.loads(path.read_text(encoding="utf-8"))
         if saved.get("config") == config:
             return saved
-    labels = ctx.labels_of(ctx.split.train)
-    rows = entity_rows(ctx, scorer_of(ctx, _pretrained(ctx)[0]), labels)
-    entity = item_scores(rows, ctx.settings.replace(**selection["serve_overrides"]).logic)
+    entity = _label_free_training_scores(ctx, selection)
     cosines = {
         _ZERO_SHOT: cosine_scores(ctx, resolve_model_path(ctx.settings.similarity.encoder), item_text, list(entity)),
         _FINE_TUNED: similarity_encoder.out_of_fold_cosines(ctx, _FOLDS, _seed(ctx, 0)),
@@ -347,6 +352,100 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
     path.write_text(json.dumps(choice, indent=2) + "\n", encoding="utf-8")
     log.info("similarity term chosen by k-fold", extra={k: v for k, v in choice.items() if k != "config"})
     return choice
+
+
+def _label_free_training_scores(ctx: EvalContext, selection: Mapping[str, Any]) -> Scores:
+    """Entity scores of every labelled training pair from the label-free model (out of sample on all of
+    them), aggregated with the chosen weights: what the similarity choices blend with."""
+
+    def build() -> Scores:
+        rows = entity_rows(ctx, scorer_of(ctx, _pretrained(ctx)[0]), ctx.labels_of(ctx.split.train))
+        return item_scores(rows, ctx.settings.replace(**selection["serve_overrides"]).logic)
+
+    return ctx.shared("label-free-training-scores", build)
+
+
+def entity_bag_cosines(ctx: EvalContext, pairs: Sequence[tuple[str, str]]) -> Scores:
+    """Cosine of each (query, item id) with the item's bag of entity vectors (``similarity.source = "entities"``),
+    by the configured encoder; as :func:`cosine_scores` does for item texts."""
+    model = resolve_model_path(ctx.settings.similarity.encoder)
+    items = sorted({item_id for _, item_id in pairs})
+    per_item = [[entity.text for entity in ctx.entities.get(item_id, [])] for item_id in items]
+    texts = sorted({text for item_texts in per_item for text in item_texts})
+    bags = entity_bags(per_item, texts, ctx.embed(model, texts)).astype(np.float32)
+    bag_of = dict(zip(items, bags, strict=True))
+    queries = ctx.embed(model, [query for query, _ in pairs])
+    return {pair: float(query @ bag_of[pair[1]]) for pair, query in zip(pairs, queries, strict=True)}
+
+
+def _excluded_in_entities(ctx: EvalContext, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+    """Whether the item's entity texts name what the query excludes (the pure model's exclusion rule)."""
+    return {
+        (query, item_id): bool(
+            violated_exclusion(excluded_terms(normalize(query)), " ; ".join(e.text for e in ctx.entities.get(item_id, [])))
+        )
+        for query, item_id in pairs
+    }
+
+
+def entity_similarity_choice(ctx: EvalContext) -> dict[str, Any]:
+    """K-fold choice of the pure entity model's similarity weight and exclusion penalty (cached by configuration):
+    :func:`similarity_choice`'s folds and rule, the similarity from entity bags, exclusions read in entity texts."""
+    if ctx.quick:
+        return {
+            "weight": ctx.settings.similarity.weight,
+            "exclusion": {"penalty": ctx.settings.exclusion.penalty},
+            "rule": "quick run: the configured weight and penalty",
+        }
+    path = ctx.models_dir / _ENTITY_SIMILARITY_FILE
+    selection = recipe_selection(ctx)
+    config = {
+        **_config(ctx),
+        "serve_overrides": selection["serve_overrides"],
+        "weights": list(_SIMILARITY_WEIGHTS),
+        "encoder": ctx.settings.similarity.encoder,
+        "source": "entities",
+        "exclusion_penalties": list(_EXCLUSION_PENALTIES),
+    }
+    if path.is_file() and not ctx.retrain:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved.get("config") == config:
+            return saved
+    entity = _label_free_training_scores(ctx, selection)
+    pairs = list(entity)
+    cosine = entity_bag_cosines(ctx, pairs)
+    parts = folds(ctx)
+    weights = _weight_by_kfold(ctx, entity, cosine, parts)
+    choice = {
+        "config": config,
+        "rule": f"{_FOLDS}-fold by query over the training queries, as for the similarity term; the similarity "
+        "from each item's bag of entity vectors, exclusions read in its entity texts",
+        "weight": weights["weight"],
+        "exclusion": _penalty_by_kfold(ctx, _Blend(entity, cosine, _excluded_in_entities(ctx, pairs)), parts, weights),
+        "weights": weights,
+    }
+    path.write_text(json.dumps(choice, indent=2) + "\n", encoding="utf-8")
+    log.info("pure entity model chosen by k-fold", extra={k: v for k, v in choice.items() if k != "config"})
+    return choice
+
+
+def saved_entity_similarity_choice(ctx: EvalContext) -> dict[str, Any]:
+    """The pure entity model's choice the ESCI run saved, for scoring another dataset (the configured weight
+    and penalty in a quick run)."""
+    if ctx.quick:
+        return entity_similarity_choice(ctx)
+    path = ctx.models_dir / _ENTITY_SIMILARITY_FILE
+    if not path.is_file():
+        raise EntrelError(f"no pure entity model chosen at {path}: run `entrel eval --methods entrel` on ESCI first")
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def pure_entity_scores(ctx: EvalContext, entity_scores: Scores, choice: Mapping[str, Any]) -> Scores:
+    """The pure entity model's scores of the pairs of `entity_scores`: blended with their entity-bag
+    similarity and less the exclusion penalty (read in entity texts), as `choice` weighs them."""
+    pairs = list(entity_scores)
+    blend = _Blend(entity_scores, entity_bag_cosines(ctx, pairs), _excluded_in_entities(ctx, pairs))
+    return blend.scores(float(choice["weight"]), float(choice["exclusion"]["penalty"]))
 
 
 @dataclass(frozen=True)
@@ -628,6 +727,8 @@ def entrel_entity_model(ctx: EvalContext) -> MethodResult:
         },
         **_variants(ctx, first, logic),
     }
+    pure = entity_similarity_choice(ctx)
+    variants["pure_entities"] = pure_entity_scores(ctx, first.entity_scores, pure)
     selection = reports[0]["recipe"]["selection"] if not ctx.quick else {}
     if not ctx.quick and reports[0]["recipe"]["chosen"] != CANDIDATES[0].name:
         # The label-free stage alone, with the served weights (scored directly: no snapshot).
@@ -642,6 +743,7 @@ def entrel_entity_model(ctx: EvalContext) -> MethodResult:
             "selection": selection,
             "serve_overrides": overrides,
             "similarity": {k: v for k, v in similarity.items() if k != "config"},
+            "pure_entities": {k: v for k, v in pure.items() if k != "config"},
             "served_runs": infos,
         },
         variants,
