@@ -340,6 +340,20 @@ def test_the_engine_multiplies_an_excluded_items_score_and_says_why(make_engine)
     assert [i.excluded for i in unpenalised] == ["", ""] and unpenalised[0].score == pytest.approx(unpenalised[1].score)
 
 
+def test_exclusions_can_be_read_in_entity_texts_instead_of_titles(make_engine):
+    casters = Entity.of("phrase", "caster wheels")
+    items = {**EXCLUDING_ITEMS, "casters": ("Office chair", [CHAIR, RED, casters])}
+    snapshot = MemorySnapshot(items, {EXCLUDING_QUERY: {**ROWS[QUERY], casters: 0.5}})
+    by_title, _ = make_engine(snapshot, overrides=["exclusion.penalty=0.4"])
+    by_entities, _ = make_engine(snapshot, overrides=["exclusion.penalty=0.4", "exclusion.reads=entities"])
+    ids = requests("wheeled", "casters", "wheel-free")
+    assert [i.excluded for i in by_title.score(EXCLUDING_QUERY, ids).items] == ["wheel", "", ""]
+    wheeled, with_casters, wheel_free = by_entities.score(EXCLUDING_QUERY, ids).items
+    # "with wheels" is only in the title; the casters' wheels are an entity the title does not name.
+    assert (wheeled.excluded, with_casters.excluded, wheel_free.excluded) == ("", "wheel", "")
+    assert with_casters.score == pytest.approx(0.6 * with_casters.entity_score)
+
+
 def test_a_mixed_batch_is_one_pass_and_each_group_is_answered_exactly_as_alone(make_engine):
     """Groups of different widths, explained or not, with an exclusion, the similarity term, unknown and
     empty items, a repeated query: stacked into one matrix, every field of every item is what the group

@@ -57,7 +57,7 @@ import numpy as np
 from entrel.catalog import item_text
 from entrel.config import LogicSettings, Settings
 from entrel.errors import EntrelError
-from entrel.logic.exclusion import excluded_terms, violated_exclusion
+from entrel.logic.exclusion import entity_text, excluded_terms, violated_exclusion
 from entrel.offline import esci, nightly
 from entrel.offline.evaluate import EvalContext, MethodResult, Scores, method, quality
 from entrel.offline.methods import similarity_encoder
@@ -382,7 +382,7 @@ def _excluded_in_entities(ctx: EvalContext, pairs: Sequence[tuple[str, str]]) ->
     """Whether the item's entity texts name what the query excludes (the pure model's exclusion rule)."""
     return {
         (query, item_id): bool(
-            violated_exclusion(excluded_terms(normalize(query)), " ; ".join(e.text for e in ctx.entities.get(item_id, [])))
+            violated_exclusion(excluded_terms(normalize(query)), entity_text(e.text for e in ctx.entities.get(item_id, [])))
         )
         for query, item_id in pairs
     }

@@ -188,6 +188,9 @@ class ExclusionSettings:
     # score; 0 turns exclusions off. Chosen by 5-fold cross-validation over the
     # ESCI training queries (0.3 in every fold; README, "Quality").
     penalty: float = 0.3
+    # What an exclusion is read in: the item's "title", or its "entities" (their texts; the pure
+    # entity model, README "Quality").
+    reads: str = "title"
 
 
 @dataclass(frozen=True)
@@ -393,6 +396,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "logic.tnorm": ("product", "min", "lukasiewicz"),
     "logic.coverage": ("max", "noisy_or"),
     "similarity.source": ("item_text", "entities"),
+    "exclusion.reads": ("title", "entities"),
     "nightly.candidates": ("retrieval", "all"),
     "log_format": ("json", "text"),
 }

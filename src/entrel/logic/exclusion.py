@@ -3,9 +3,10 @@
 Shoppers state negative requirements, and neither a bi-encoder nor a
 (query, entity) cross-encoder reads them: "without straw" embeds close to
 "with straw". In the soft logic an exclusion is one more compatibility
-constraint, tested against the item's title: an item whose title names the
-excluded thing (and does not itself say it is without it: "no straw",
-"straw-free") has its score multiplied by ``1 - exclusion.penalty``,
+constraint, tested against the item's title (or, with ``exclusion.reads =
+"entities"``, its entity texts: :func:`entity_text`): an item whose text
+names the excluded thing (and does not itself say it is without it: "no
+straw", "straw-free") has its score multiplied by ``1 - exclusion.penalty``,
 and the explanation names the term.
 
 Only "without" and "w/o" start an exclusion: "no" and "free" are too often
@@ -20,8 +21,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 
-__all__ = ["excluded_terms", "violated_exclusion"]
+__all__ = ["entity_text", "excluded_terms", "violated_exclusion"]
 
 _EXCLUSION = re.compile(r"\b(?:without|w/o)\s+(.+?)(?=\s+(?:with|for|and|in|on)\b|$)")
 _WORD = re.compile(r"[^\W_]+")
@@ -65,3 +67,9 @@ def violated_exclusion(terms: tuple[str, ...], title: str) -> str:
         if names.search(text) and not negates.search(text):
             return stem
     return ""
+
+
+def entity_text(texts: Iterable[str]) -> str:
+    """An item's entity texts as the one text exclusions are read in (``exclusion.reads = "entities"``),
+    apart, so no term spans two entities."""
+    return " ; ".join(texts)

@@ -45,7 +45,7 @@ from entrel.catalog import CatalogItem, Entity, EntityType, item_text
 from entrel.config import Settings
 from entrel.errors import EntrelError
 from entrel.logic import NEUTRAL, Aggregate, Aggregator
-from entrel.logic.exclusion import excluded_terms, violated_exclusion
+from entrel.logic.exclusion import entity_text, excluded_terms, violated_exclusion
 from entrel.overrides import OverrideTable, QueryOverrides
 from entrel.scoring import TextEncoder, entity_bags, similarities
 from entrel.scoring.similarity import as_float32
@@ -909,7 +909,9 @@ class RelevanceEngine:
             blended = np.where(unscored, entity_scores, blended)
             excluded = None
             if p.excludes:
-                excluded = _excluded(result.normalized_query, resolved.titles[rows], result.exclusion_penalty)
+                excluded = _excluded(
+                    result.normalized_query, self._exclusion_texts(snap, resolved, rows), result.exclusion_penalty
+                )
                 if any(excluded):
                     blended = blended * np.where([bool(term) for term in excluded], 1.0 - result.exclusion_penalty, 1.0)
             result.columns = ItemColumns(
@@ -929,6 +931,13 @@ class RelevanceEngine:
                 result.explained = self._explanations(
                     snap, resolved.view(p.lo, p.hi), scores[rows], sources[rows], aggregate, rows, notes, p.reasons
                 )
+
+    def _exclusion_texts(self, snap: SnapshotView | None, resolved: _Resolved, rows: slice) -> Sequence[str]:
+        """What each item's exclusions are read in (`exclusion.reads`): its title, or its entity texts."""
+        if self.settings.exclusion.reads != "entities":
+            return resolved.titles[rows]
+        ids, counts = resolved.ids[rows].tolist(), resolved.counts[rows].tolist()
+        return [entity_text(self._entity(snap, resolved, i).text for i in row[:n]) for row, n in zip(ids, counts, strict=True)]
 
     def _explanations(
         self,
