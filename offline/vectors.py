@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from entrel.catalog import CatalogItem, Entity, item_text
-from entrel.scoring import TextEncoder, entity_bags
+from entrel.scoring import TextEncoder, bag_vectors
 
 __all__ = ["EncodedItems", "catalog_vectors", "encode_items"]
 
@@ -89,11 +89,18 @@ def catalog_vectors(
     progress: bool = False,
 ) -> EncodedItems:
     """The snapshot's item vectors as `similarity.source` says: each item's text encoded ("item_text"), or
-    the bag of its entities' vectors ("entities"; each distinct entity text encoded once)."""
+    the bag of its entities' vectors ("entities"; each distinct entity text encoded once, and the
+    counts are of entity texts)."""
     if source != "entities":
         return encode_items(encoder, [item_text(item) for item in items], cache_dir, progress)
-    per_item = [[entity.text for entity in item_entities] for item_entities in entities]
-    texts = sorted({text for item_texts in per_item for text in item_texts})
-    encoded = encode_items(encoder, texts, cache_dir, progress)
-    vectors = encoded.vectors if texts else np.zeros((0, encoder.dimension), dtype=np.float16)
-    return EncodedItems(entity_bags(per_item, texts, vectors), encoded.reused, encoded.encoded)
+    counts = {"reused": 0, "encoded": 0}
+
+    def encode(texts: list[str]) -> np.ndarray:
+        # Their own file: switching sources back and forth never drops the other's vectors.
+        encoded = encode_items(encoder, texts, Path(cache_dir) / "entities", progress)
+        counts.update(reused=encoded.reused, encoded=encoded.encoded)
+        return encoded.vectors
+
+    bags = bag_vectors([[entity.text for entity in item_entities] for item_entities in entities], encode, encoder.dimension)
+    assert bags is not None, "encode_items always encodes"
+    return EncodedItems(bags, **counts)

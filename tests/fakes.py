@@ -40,8 +40,10 @@ class MemorySnapshot:
         item_vectors: Mapping[str, Sequence[float]] | None = None,
         query_vectors: Mapping[str, Sequence[float]] | None = None,
         snapshot_id: str = "memory",
+        similarity_source: str = "",
     ) -> None:
         self.snapshot_id = snapshot_id
+        self.similarity_source = similarity_source
         self.vocabulary_json = ""
         entities = [e for _, es in items.values() for e in es] + [e for row in rows.values() for e in row]
         self._entities = list(dict.fromkeys(entities))

@@ -283,6 +283,54 @@ class InlineEncoder(FixedEncoder):
         return np.tile(np.array([[1, 0, 0, 0]], dtype=np.float16), (len(texts), 1))
 
 
+class EntityTextEncoder(FixedEncoder):
+    """Encodes each text to a given vector (the last axis for any other) and records the texts it encoded."""
+
+    dimension = 4
+
+    def __init__(self, vectors) -> None:
+        super().__init__({})
+        self.vectors = vectors
+        self.inline_texts: list[str] = []
+
+    def vector(self, text):
+        return self.vectors.get(text, [0, 0, 0, 1])
+
+    def encode_by(self, texts, until):
+        self.inline_texts.extend(texts)
+        return np.array([self.vector(t) for t in texts], dtype=np.float16).reshape(len(texts), 4)
+
+
+def test_inline_items_get_bags_of_their_entity_vectors_when_the_snapshot_holds_bags(make_engine):
+    """similarity.source = "entities", said by the snapshot: an inline item's vector is the bag of its entity
+    texts' vectors, also in a later group of a batch (rows offset by the groups before it)."""
+    rows = {QUERY: {**ROWS[QUERY], Entity.of("product_type", "chair"): 1.0, Entity.of("phrase", "office"): 0.5}}
+    query = np.array([0.6, 0.8, 0, 0])
+    encoder = EntityTextEncoder({"red": [1, 0, 0, 0], "chair": [0, 1, 0, 0], "office": [0, 0.6, 0.8, 0]})
+    snapshot = MemorySnapshot(
+        ITEMS, rows, item_vectors={i: [0, 0, 1, 0] for i in ITEMS}, query_vectors={QUERY: query}, similarity_source="entities"
+    )
+    engine, _ = make_engine(snapshot, encoder=encoder, overrides=["similarity.weight=0.5"])
+    inline = ItemRequest("x", CatalogItem(item_id="x", title="Red office chair"))
+    engine.score(QUERY, [ItemRequest("x0", CatalogItem(item_id="x0", title="warm up"))])  # extraction workers start
+    encoder.inline_texts.clear()
+    first, second = engine.score_batch([Group(QUERY, requests("red-chair", "blue-chair")), Group(QUERY, [inline], explain=True)])
+    assert [i.similarity for i in first.items] == [0.0, 0.0], "catalog items keep the snapshot's vectors"
+    (item,) = second.items
+    texts = [e.entity.text for e in item.entities]
+    assert texts and sorted(encoder.inline_texts) == sorted(set(texts)), "each entity text encoded once"
+    bag = np.sum([encoder.vector(t) for t in texts], axis=0, dtype=np.float32)
+    assert item.similarity == pytest.approx(float(query @ bag / np.linalg.norm(bag)), abs=2e-3)
+    # A snapshot of text vectors: the same inline item is encoded from its text.
+    encoder.inline_texts.clear()
+    texts_snapshot = MemorySnapshot(ITEMS, rows, item_vectors={i: [0, 0, 1, 0] for i in ITEMS}, query_vectors={QUERY: query})
+    by_text, _ = make_engine(texts_snapshot, encoder=encoder, overrides=["similarity.weight=0.5"])
+    by_text.score(QUERY, [ItemRequest("x0", CatalogItem(item_id="x0", title="warm up"))])
+    encoder.inline_texts.clear()
+    by_text.score(QUERY, [inline])
+    assert encoder.inline_texts == ["Red office chair"]
+
+
 def test_only_a_request_alone_with_its_inline_items_encodes_their_texts(make_engine):
     """Encoding inline texts is the dearest step left: beside another inline request in flight, the items
     are scored by their entities alone and say so."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from entrel.catalog import iter_items, read_catalog
+from entrel.catalog import item_text, iter_items, read_catalog
 from entrel.v1 import relevance_pb2 as pb
 
 
@@ -171,7 +171,9 @@ def test_similarity_of_entities_is_served_for_catalog_and_inline_items_alike(tmp
         expected = float(encoder.encode([query])[0].astype(np.float32) @ bag / np.linalg.norm(bag))
         assert by_catalog.similarity == pytest.approx(expected, abs=5e-3)
         # The item's text alone encodes to another vector: the served one is made of its entities.
-        text_cosine = float(encoder.encode([query])[0].astype(np.float32) @ encoder.encode([item.title])[0].astype(np.float32))
+        text_cosine = float(
+            encoder.encode([query])[0].astype(np.float32) @ encoder.encode([item_text(item)])[0].astype(np.float32)
+        )
         assert abs(by_catalog.similarity - text_cosine) > 1e-3
         assert by_inline.similarity == pytest.approx(by_catalog.similarity, abs=1e-3), "same entities, same bag"
     finally:

@@ -10,11 +10,13 @@ similarity weight and encoder (fine-tuned per seed, or zero-shot) the ESCI run c
 One run per seed, so the row reports mean ± sd over seeds; the variant
 ``entity_aggregate`` is the first seed's entity score alone, and
 ``pure_entities`` the pure entity model as the ESCI run chose it (similarity
-from entity bags, exclusions read in entity texts).
+from entity bags, exclusions read in entity texts), served from its own
+snapshot with the first seed's model.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from entrel.errors import EntrelError
@@ -23,6 +25,8 @@ from entrel.offline.methods import entity_model
 from entrel.scoring import MODEL_INFO_FILE, model_fingerprint
 
 __all__ = ["entrel_cross_domain", "esci_models"]
+
+log = logging.getLogger(__name__)
 
 
 def esci_models(models_dir: Path, quick: bool) -> list[Path]:
@@ -59,10 +63,16 @@ def entrel_cross_domain(ctx: EvalContext) -> MethodResult:
         )
         first = first or explained
     assert first is not None
+    info: dict[str, object] = {"trained_on": "esci-us", "served": reports}
+    variants = {"entity_aggregate": first.entity_scores}
     pure = entity_model.saved_entity_similarity_choice(ctx)
-    info = {"trained_on": "esci-us", "served": reports, "pure_entities": {k: v for k, v in pure.items() if k != "config"}}
-    variants = {
-        "entity_aggregate": first.entity_scores,
-        "pure_entities": entity_model.pure_entity_scores(ctx, first.entity_scores, pure),
-    }
+    if pure is None:
+        log.warning("no pure entity model chosen by the ESCI run: its row is left out (run `entrel eval --methods entrel`)")
+    else:
+        encoder = entity_model.saved_serving_settings(ctx, models[0])["similarity.encoder"]
+        pure_run, pure_report = entity_model.served(
+            ctx, models[0], ctx.test_labels, entity_model.pure_serving_settings(pure, encoder)
+        )
+        variants["pure_entities"] = pure_run.item_scores
+        info["pure_entities"] = {**{k: v for k, v in pure.items() if k != "config"}, "served_run": pure_report}
     return MethodResult(tuple(runs), info, variants)

@@ -68,7 +68,7 @@ from entrel.offline.training.examples import Label
 from entrel.offline.training.model_dir import record_metrics, reusable_info, save_model
 from entrel.offline.training.recipe import pretrain, train_entity_model
 from entrel.offline.training.trainer import trainable_cross_encoder
-from entrel.scoring import MODEL_INFO_FILE, CrossEncoderScorer, entity_bags, resolve_model_path
+from entrel.scoring import MODEL_INFO_FILE, CrossEncoderScorer, bag_vectors, resolve_model_path
 from entrel.service.client import RelevanceClient
 from entrel.service.process import serving
 from entrel.text import normalize
@@ -366,15 +366,17 @@ def _label_free_training_scores(ctx: EvalContext, selection: Mapping[str, Any]) 
 
 
 def entity_bag_cosines(ctx: EvalContext, pairs: Sequence[tuple[str, str]]) -> Scores:
-    """Cosine of each (query, item id) with the item's bag of entity vectors (``similarity.source = "entities"``),
-    by the configured encoder; as :func:`cosine_scores` does for item texts."""
+    """Cosine of each (normalised query, item id) with the item's bag of entity vectors
+    (``similarity.source = "entities"``, :func:`~entrel.scoring.bag_vectors` as the nightly makes them)."""
+    if not pairs:
+        return {}
     model = resolve_model_path(ctx.settings.similarity.encoder)
     items = sorted({item_id for _, item_id in pairs})
     per_item = [[entity.text for entity in ctx.entities.get(item_id, [])] for item_id in items]
-    texts = sorted({text for item_texts in per_item for text in item_texts})
-    bags = entity_bags(per_item, texts, ctx.embed(model, texts)).astype(np.float32)
-    bag_of = dict(zip(items, bags, strict=True))
-    queries = ctx.embed(model, [query for query, _ in pairs])
+    queries = ctx.embed(model, [normalize(query) for query, _ in pairs])
+    bags = bag_vectors(per_item, lambda texts: ctx.embed(model, texts), queries.shape[1])
+    assert bags is not None, "ctx.embed always encodes"
+    bag_of = dict(zip(items, bags.astype(np.float32), strict=True))
     return {pair: float(query @ bag_of[pair[1]]) for pair, query in zip(pairs, queries, strict=True)}
 
 
@@ -405,6 +407,7 @@ def entity_similarity_choice(ctx: EvalContext) -> dict[str, Any]:
         "weights": list(_SIMILARITY_WEIGHTS),
         "encoder": ctx.settings.similarity.encoder,
         "source": "entities",
+        "queries": "normalised",
         "exclusion_penalties": list(_EXCLUSION_PENALTIES),
     }
     if path.is_file() and not ctx.retrain:
@@ -429,23 +432,25 @@ def entity_similarity_choice(ctx: EvalContext) -> dict[str, Any]:
     return choice
 
 
-def saved_entity_similarity_choice(ctx: EvalContext) -> dict[str, Any]:
+def saved_entity_similarity_choice(ctx: EvalContext) -> dict[str, Any] | None:
     """The pure entity model's choice the ESCI run saved, for scoring another dataset (the configured weight
-    and penalty in a quick run)."""
+    and penalty in a quick run); None when that run made none."""
     if ctx.quick:
         return entity_similarity_choice(ctx)
     path = ctx.models_dir / _ENTITY_SIMILARITY_FILE
-    if not path.is_file():
-        raise EntrelError(f"no pure entity model chosen at {path}: run `entrel eval --methods entrel` on ESCI first")
-    return dict(json.loads(path.read_text(encoding="utf-8")))
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
 
 
-def pure_entity_scores(ctx: EvalContext, entity_scores: Scores, choice: Mapping[str, Any]) -> Scores:
-    """The pure entity model's scores of the pairs of `entity_scores`: blended with their entity-bag
-    similarity and less the exclusion penalty (read in entity texts), as `choice` weighs them."""
-    pairs = list(entity_scores)
-    blend = _Blend(entity_scores, entity_bag_cosines(ctx, pairs), _excluded_in_entities(ctx, pairs))
-    return blend.scores(float(choice["weight"]), float(choice["exclusion"]["penalty"]))
+def pure_serving_settings(choice: Mapping[str, Any], encoder: str) -> dict[str, str]:
+    """The settings that serve the pure entity model as `choice` weighs it: the similarity from entity bags,
+    exclusions read in entity texts."""
+    return {
+        "similarity.weight": str(choice["weight"]),
+        "similarity.encoder": encoder,
+        "similarity.source": "entities",
+        "exclusion.penalty": str(choice["exclusion"]["penalty"]),
+        "exclusion.reads": "entities",
+    }
 
 
 @dataclass(frozen=True)
@@ -454,7 +459,7 @@ class _Blend:
 
     entity: Scores
     cosine: Scores
-    # Whether the item's title names what the query excludes.
+    # Whether the item's title (or its entity texts, for the pure model) names what the query excludes.
     excluded: Mapping[tuple[str, str], bool]
 
     def scores(self, weight: float, penalty: float = 0.0) -> Scores:
@@ -727,8 +732,12 @@ def entrel_entity_model(ctx: EvalContext) -> MethodResult:
         },
         **_variants(ctx, first, logic),
     }
+    # The pure entity model, served from its own snapshot (the first seed's model; its weight is the choice's).
     pure = entity_similarity_choice(ctx)
-    variants["pure_entities"] = pure_entity_scores(ctx, first.entity_scores, pure)
+    pure_run, pure_report = served(
+        ctx, Path(infos[0]["model"]), ctx.test_labels, pure_serving_settings(pure, ctx.settings.similarity.encoder)
+    )
+    variants["pure_entities"] = pure_run.item_scores
     selection = reports[0]["recipe"]["selection"] if not ctx.quick else {}
     if not ctx.quick and reports[0]["recipe"]["chosen"] != CANDIDATES[0].name:
         # The label-free stage alone, with the served weights (scored directly: no snapshot).
@@ -743,7 +752,7 @@ def entrel_entity_model(ctx: EvalContext) -> MethodResult:
             "selection": selection,
             "serve_overrides": overrides,
             "similarity": {k: v for k, v in similarity.items() if k != "config"},
-            "pure_entities": {k: v for k, v in pure.items() if k != "config"},
+            "pure_entities": {**{k: v for k, v in pure.items() if k != "config"}, "served_run": pure_report},
             "served_runs": infos,
         },
         variants,

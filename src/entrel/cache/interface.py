@@ -37,6 +37,11 @@ class SnapshotView(Protocol):
     @property
     def entity_count(self) -> int: ...
 
+    @property
+    def similarity_source(self) -> str:
+        """How the item vectors were made (``similarity.source``: "item_text" or "entities"); '' when not said."""
+        ...
+
     def row(self, normalized_query: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The query's cached (entity ids ascending, scores), or None when it was not precomputed."""
         ...

@@ -296,6 +296,10 @@ class SnapshotReader:
     def entity_count(self) -> int:
         return len(self.entities)
 
+    @property
+    def similarity_source(self) -> str:
+        return self.manifest.sources.get("similarity_source", "")
+
     def entity(self, entity_id: int) -> Entity:
         return self.entities[entity_id]
 

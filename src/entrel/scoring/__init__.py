@@ -12,7 +12,7 @@ from entrel.scoring.cross_encoder import (
     pick_device,
     resolve_model_path,
 )
-from entrel.scoring.similarity import TakingTurns, TextEncoder, entity_bags, similarities
+from entrel.scoring.similarity import TakingTurns, TextEncoder, bag_vectors, entity_bags, similarities
 
 __all__ = [
     "MODEL_INFO_FILE",
@@ -21,6 +21,7 @@ __all__ = [
     "Scorer",
     "TakingTurns",
     "TextEncoder",
+    "bag_vectors",
     "cpu_has_fast_bfloat16",
     "entity_bags",
     "length_sorted_batches",

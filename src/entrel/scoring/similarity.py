@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ import torch
 from entrel.config import SimilaritySettings
 from entrel.scoring.cross_encoder import ModelNotFoundError, Scorer, model_fingerprint, resolve_model_path
 
-__all__ = ["TakingTurns", "TextEncoder", "entity_bags", "similarities"]
+__all__ = ["TakingTurns", "TextEncoder", "bag_vectors", "entity_bags", "similarities"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class TextEncoder:
                 f"similarity.weight=0 to score by entities alone. ({type(exc).__name__}: {str(exc)[:200]})"
             ) from exc
         self.model.max_seq_length = settings.max_length
-        self.dimension = int(self.model.get_embedding_dimension() or 0)
+        self.dimension = int(self.model.get_sentence_embedding_dimension() or 0)
         # Identity of the weights (a local directory's files), else the configured name.
         weights = model_fingerprint(path) if Path(path).is_dir() else settings.encoder.replace("/", "--")
         self.fingerprint = f"{weights}-{settings.max_length}"
@@ -159,6 +159,17 @@ def entity_bags(per_item: Sequence[Sequence[str]], texts: Sequence[str], vectors
             sums[item] = as_float32(vectors[[row_of[t] for t in entity_texts]]).sum(axis=0)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     return np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0).astype(np.float16)
+
+
+def bag_vectors(
+    per_item: Sequence[Sequence[str]], encode: Callable[[list[str]], np.ndarray | None], dimension: int
+) -> np.ndarray | None:
+    """Bags of items given by their entity texts, each distinct text encoded once by `encode` (unit vectors
+    of `dimension`); None when `encode` gives None (an encoder that stayed busy). The one path for the
+    nightly's catalog, inline items and the evaluation."""
+    texts = sorted({text for item_texts in per_item for text in item_texts})
+    vectors = encode(texts) if texts else np.zeros((0, dimension), dtype=np.float16)
+    return None if vectors is None else entity_bags(per_item, texts, vectors)
 
 
 def similarities(query: np.ndarray, items: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ for the groups that ask for them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import weakref
@@ -47,7 +48,7 @@ from entrel.errors import EntrelError
 from entrel.logic import NEUTRAL, Aggregate, Aggregator
 from entrel.logic.exclusion import entity_text, excluded_terms, violated_exclusion
 from entrel.overrides import OverrideTable, QueryOverrides
-from entrel.scoring import TextEncoder, entity_bags, similarities
+from entrel.scoring import TextEncoder, bag_vectors, similarities
 from entrel.scoring.similarity import as_float32
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher, Overloaded
@@ -345,7 +346,7 @@ class _Pending:
     lo: int
     hi: int
     result: ScoreResult
-    # Whether the query excludes something (its items' titles are read).
+    # Whether the query excludes something (its items' titles or entity texts are read).
     excludes: bool
     # Override reasons by entity id.
     reasons: dict[int, str]
@@ -625,7 +626,7 @@ class RelevanceEngine:
     def _similarity(
         self, snap: SnapshotView | None, pending: list[_Pending], resolved: _Resolved, deadline: float, encode_inline: bool
     ) -> _Similarity:
-        """Cosine of each group's query with each of its items' texts (0 for unknown items); sets the responses' weight.
+        """Cosine of each group's query with each of its items' vectors (0 for unknown items); sets the responses' weight.
 
         The term applies only with a snapshot that holds item vectors, so
         every item of a response is scored alike; inline items are encoded
@@ -658,24 +659,28 @@ class RelevanceEngine:
                 continue
             if stop > start:
                 sims.values[known[start:stop]] = similarities(query, vectors[start:stop])
-            self._encode_inline(p, self._inline_texts(snap, resolved, p), query, sims, deadline, encode_inline)
+            self._encode_inline(self._inline_texts(snap, resolved, p), self._bags(snap), query, sims, deadline, encode_inline)
             result.similarity_weight = self.settings.similarity.weight
         return sims
 
     def _inline_texts(self, snap: SnapshotView | None, resolved: _Resolved, p: _Pending) -> list[tuple[int, list[str]]]:
-        """Each inline item's row and the texts its vector is made of, as the nightly makes catalog items'
-        (`similarity.source`): its text, or its entities' texts."""
+        """Each inline item's row and the texts its vector is made of, as the served snapshot's item vectors
+        were made (its `similarity.source`; the setting when it does not say): its text, or its entities' texts."""
         rows = [p.lo + i for i in sorted(p.items.inline)]
-        if self.settings.similarity.source != "entities":
+        if not self._bags(snap):
             return [(row, [item_text(p.items.inline[row - p.lo])]) for row in rows]
         return [
             (row, [self._entity(snap, resolved, int(i)).text for i in resolved.ids[row, : resolved.counts[row]]]) for row in rows
         ]
 
+    def _bags(self, snap: SnapshotView | None) -> bool:
+        """Whether item vectors are bags of entity vectors: as the snapshot says, else as the settings say."""
+        return ((snap.similarity_source if snap is not None else "") or self.settings.similarity.source) == "entities"
+
     def _encode_inline(
         self,
-        p: _Pending,
         inline: list[tuple[int, list[str]]],
+        bags: bool,
         query: np.ndarray,
         sims: _Similarity,
         deadline: float,
@@ -691,22 +696,21 @@ class RelevanceEngine:
             began = time.monotonic()
             vectors = None
             if began + last_chunk_s < deadline:
-                vectors = self._inline_vectors([texts for _, texts in chunk], deadline - last_chunk_s)
+                vectors = self._inline_vectors([texts for _, texts in chunk], bags, deadline - last_chunk_s)
             if vectors is None:
                 sims.unscored[[row for row, _ in inline[start:]]] = True
                 break
             sims.values[[row for row, _ in chunk]] = similarities(query, vectors)
             last_chunk_s = time.monotonic() - began
 
-    def _inline_vectors(self, per_item: list[list[str]], until: float) -> np.ndarray | None:
-        """Vectors of inline items from their texts (one each, or a bag of entity texts); None if the
+    def _inline_vectors(self, per_item: list[list[str]], bags: bool, until: float) -> np.ndarray | None:
+        """Vectors of inline items: their text's, or the bag of their entity texts' (`bags`); None if the
         encoder stayed busy past `until`."""
-        assert self._encoder is not None, "called with an encoder"
-        if self.settings.similarity.source != "entities":
-            return self._encoder.encode_by([texts[0] for texts in per_item], until)
-        texts = sorted({text for item_texts in per_item for text in item_texts})
-        encoded = self._encoder.encode_by(texts, until) if texts else np.zeros((0, self._encoder.dimension), np.float16)
-        return None if encoded is None else entity_bags(per_item, texts, encoded)
+        encoder = self._encoder
+        assert encoder is not None, "called with an encoder"
+        if not bags:
+            return encoder.encode_by([texts[0] for texts in per_item], until)
+        return bag_vectors(per_item, functools.partial(encoder.encode_by, until=until), encoder.dimension)
 
     def _extract_inline(self, snap: SnapshotView | None, items: list[CatalogItem], deadline: float) -> list[list[Entity] | None]:
         """Entities of each inline item (in worker processes), None for those not extracted in time.
@@ -993,11 +997,11 @@ def _vocabulary(snap: SnapshotView | None) -> tuple[str, str]:
     return (snap.snapshot_id, snap.vocabulary_json) if snap is not None else ("", "")
 
 
-def _excluded(normalized_query: str, titles: Sequence[str], penalty: float) -> list[str]:
-    """Per item, the term of the query's exclusions its title names ("" for none; all "" when the query
-    excludes nothing or the penalty is 0)."""
+def _excluded(normalized_query: str, texts: Sequence[str], penalty: float) -> list[str]:
+    """Per item, the term of the query's exclusions its text (title or entity texts) names ("" for none;
+    all "" when the query excludes nothing or the penalty is 0)."""
     terms = excluded_terms(normalized_query) if penalty else ()
-    return [violated_exclusion(terms, title) if terms else "" for title in titles]
+    return [violated_exclusion(terms, text) if terms else "" for text in texts]
 
 
 def _role(score: float, band: float) -> Role:
