@@ -296,26 +296,12 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
     training queries. A quick run keeps the configured encoder and weight.
     """
     if ctx.quick:
-        return {
-            "weight": ctx.settings.similarity.weight,
-            "encoder": _ZERO_SHOT,
-            "exclusion": {"penalty": ctx.settings.exclusion.penalty},
-            "rule": "quick run: the configured weight and penalty",
-        }
+        return _configured_choice(ctx) | {"encoder": _ZERO_SHOT}
     path = ctx.models_dir / _SIMILARITY_FILE
     selection = recipe_selection(ctx)
-    config = {
-        **_config(ctx),
-        "serve_overrides": selection["serve_overrides"],
-        "weights": list(_SIMILARITY_WEIGHTS),
-        "encoder": ctx.settings.similarity.encoder,
-        "fine_tuning": repr(similarity_encoder.RECIPE),
-        "exclusion_penalties": list(_EXCLUSION_PENALTIES),
-    }
-    if path.is_file() and not ctx.retrain:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved.get("config") == config:
-            return saved
+    config = _choice_config(ctx, selection, fine_tuning=repr(similarity_encoder.RECIPE))
+    if (saved := _saved_choice(ctx, path, config)) is not None:
+        return saved
     entity = _label_free_training_scores(ctx, selection)
     cosines = {
         _ZERO_SHOT: cosine_scores(ctx, resolve_model_path(ctx.settings.similarity.encoder), item_text, list(entity)),
@@ -352,6 +338,35 @@ def similarity_choice(ctx: EvalContext) -> dict[str, Any]:
     path.write_text(json.dumps(choice, indent=2) + "\n", encoding="utf-8")
     log.info("similarity term chosen by k-fold", extra={k: v for k, v in choice.items() if k != "config"})
     return choice
+
+
+def _configured_choice(ctx: EvalContext) -> dict[str, Any]:
+    """What a quick run serves instead of a k-fold choice: the configured weight and penalty."""
+    return {
+        "weight": ctx.settings.similarity.weight,
+        "exclusion": {"penalty": ctx.settings.exclusion.penalty},
+        "rule": "quick run: the configured weight and penalty",
+    }
+
+
+def _choice_config(ctx: EvalContext, selection: Mapping[str, Any], **specific: str) -> dict[str, Any]:
+    """What a k-fold choice of weight and penalty depends on: a saved choice is reused only while it is the same."""
+    return {
+        **_config(ctx),
+        "serve_overrides": selection["serve_overrides"],
+        "weights": list(_SIMILARITY_WEIGHTS),
+        "encoder": ctx.settings.similarity.encoder,
+        **specific,
+        "exclusion_penalties": list(_EXCLUSION_PENALTIES),
+    }
+
+
+def _saved_choice(ctx: EvalContext, path: Path, config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The choice saved at `path` when it was made under `config` (and no retraining was asked)."""
+    if not path.is_file() or ctx.retrain:
+        return None
+    saved: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return saved if saved.get("config") == config else None
 
 
 def _label_free_training_scores(ctx: EvalContext, selection: Mapping[str, Any]) -> Scores:
@@ -394,26 +409,12 @@ def entity_similarity_choice(ctx: EvalContext) -> dict[str, Any]:
     """K-fold choice of the pure entity model's similarity weight and exclusion penalty (cached by configuration):
     :func:`similarity_choice`'s folds and rule, the similarity from entity bags, exclusions read in entity texts."""
     if ctx.quick:
-        return {
-            "weight": ctx.settings.similarity.weight,
-            "exclusion": {"penalty": ctx.settings.exclusion.penalty},
-            "rule": "quick run: the configured weight and penalty",
-        }
+        return _configured_choice(ctx)
     path = ctx.models_dir / _ENTITY_SIMILARITY_FILE
     selection = recipe_selection(ctx)
-    config = {
-        **_config(ctx),
-        "serve_overrides": selection["serve_overrides"],
-        "weights": list(_SIMILARITY_WEIGHTS),
-        "encoder": ctx.settings.similarity.encoder,
-        "source": "entities",
-        "queries": "normalised",
-        "exclusion_penalties": list(_EXCLUSION_PENALTIES),
-    }
-    if path.is_file() and not ctx.retrain:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved.get("config") == config:
-            return saved
+    config = _choice_config(ctx, selection, source="entities", queries="normalised")
+    if (saved := _saved_choice(ctx, path, config)) is not None:
+        return saved
     entity = _label_free_training_scores(ctx, selection)
     pairs = list(entity)
     cosine = entity_bag_cosines(ctx, pairs)
