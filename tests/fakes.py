@@ -40,7 +40,7 @@ class MemorySnapshot:
         item_vectors: Mapping[str, Sequence[float]] | None = None,
         query_vectors: Mapping[str, Sequence[float]] | None = None,
         snapshot_id: str = "memory",
-        similarity_source: str = "",
+        similarity_source: str = "item_text",
     ) -> None:
         self.snapshot_id = snapshot_id
         self.similarity_source = similarity_source

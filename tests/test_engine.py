@@ -286,8 +286,6 @@ class InlineEncoder(FixedEncoder):
 class EntityTextEncoder(FixedEncoder):
     """Encodes each text to a given vector (the last axis for any other) and records the texts it encoded."""
 
-    dimension = 4
-
     def __init__(self, vectors) -> None:
         super().__init__({})
         self.vectors = vectors

@@ -69,9 +69,9 @@ def entrel_cross_domain(ctx: EvalContext) -> MethodResult:
     if pure is None:
         log.warning("no pure entity model chosen by the ESCI run: its row is left out (run `entrel eval --methods entrel`)")
     else:
-        encoder = entity_model.saved_serving_settings(ctx, models[0])["similarity.encoder"]
+        # The zero-shot encoder the pure model's choice was made with (never the fine-tuned one).
         pure_run, pure_report = entity_model.served(
-            ctx, models[0], ctx.test_labels, entity_model.pure_serving_settings(pure, encoder)
+            ctx, models[0], ctx.test_labels, entity_model.pure_serving_settings(pure, ctx.settings.similarity.encoder)
         )
         variants["pure_entities"] = pure_run.item_scores
         info["pure_entities"] = {**{k: v for k, v in pure.items() if k != "config"}, "served_run": pure_report}

@@ -555,10 +555,13 @@ def saved_serving_settings(ctx: EvalContext, model_dir: Path) -> dict[str, str]:
 
 
 def _serving(choice: Mapping[str, Any], encoder: str) -> dict[str, str]:
+    # Pinned: the choice was made for item-text vectors and exclusions read in titles, whatever --set says.
     return {
         "similarity.weight": str(choice["weight"]),
         "similarity.encoder": encoder,
+        "similarity.source": "item_text",
         "exclusion.penalty": str(choice["exclusion"]["penalty"]),
+        "exclusion.reads": "title",
     }
 
 

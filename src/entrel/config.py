@@ -167,7 +167,8 @@ class SimilaritySettings:
     weight: float = 0.5
     # What an item's vector encodes: "item_text" (title; brand; colour, one text) or "entities" (the
     # normalised sum of its entities' text vectors: the cosine is then a sum of per-(query, entity)
-    # cosines over one per-item norm, so the term is itself an entity aggregate).
+    # cosines over one per-item norm, so the term is itself an entity aggregate). Read by the nightly
+    # job; the server encodes inline items as its snapshot's vectors were made.
     source: str = "item_text"
     # Tokens of item text the encoder reads (titles run to ~100): bounds the cost of a long inline item.
     max_length: int = 128

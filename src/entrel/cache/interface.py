@@ -39,7 +39,8 @@ class SnapshotView(Protocol):
 
     @property
     def similarity_source(self) -> str:
-        """How the item vectors were made (``similarity.source``: "item_text" or "entities"); '' when not said."""
+        """How the item vectors were made (``similarity.source``: "item_text", or "entities" for bags of entity
+        vectors); inline items are encoded the same way, whatever the server's own setting says."""
         ...
 
     def row(self, normalized_query: str) -> tuple[np.ndarray, np.ndarray] | None:

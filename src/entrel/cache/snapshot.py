@@ -298,7 +298,8 @@ class SnapshotReader:
 
     @property
     def similarity_source(self) -> str:
-        return self.manifest.sources.get("similarity_source", "")
+        # Snapshots from before the setting hold item-text vectors.
+        return (self.manifest.sources or {}).get("similarity_source") or "item_text"
 
     def entity(self, entity_id: int) -> Entity:
         return self.entities[entity_id]

@@ -49,7 +49,9 @@ class TextEncoder:
                 f"similarity.weight=0 to score by entities alone. ({type(exc).__name__}: {str(exc)[:200]})"
             ) from exc
         self.model.max_seq_length = settings.max_length
-        self.dimension = int(self.model.get_sentence_embedding_dimension() or 0)
+        # get_embedding_dimension since sentence-transformers 5.x; the older name is deprecated there.
+        dimension_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dimension = int(dimension_of() or 0)
         # Identity of the weights (a local directory's files), else the configured name.
         weights = model_fingerprint(path) if Path(path).is_dir() else settings.encoder.replace("/", "--")
         self.fingerprint = f"{weights}-{settings.max_length}"

@@ -659,23 +659,19 @@ class RelevanceEngine:
                 continue
             if stop > start:
                 sims.values[known[start:stop]] = similarities(query, vectors[start:stop])
-            self._encode_inline(self._inline_texts(snap, resolved, p), self._bags(snap), query, sims, deadline, encode_inline)
+            self._encode_inline(self._inline_texts(snap, resolved, p), _bags(snap), query, sims, deadline, encode_inline)
             result.similarity_weight = self.settings.similarity.weight
         return sims
 
     def _inline_texts(self, snap: SnapshotView | None, resolved: _Resolved, p: _Pending) -> list[tuple[int, list[str]]]:
         """Each inline item's row and the texts its vector is made of, as the served snapshot's item vectors
-        were made (its `similarity.source`; the setting when it does not say): its text, or its entities' texts."""
+        were made (its `similarity_source`): its text, or its entities' texts."""
         rows = [p.lo + i for i in sorted(p.items.inline)]
-        if not self._bags(snap):
+        if not _bags(snap):
             return [(row, [item_text(p.items.inline[row - p.lo])]) for row in rows]
         return [
             (row, [self._entity(snap, resolved, int(i)).text for i in resolved.ids[row, : resolved.counts[row]]]) for row in rows
         ]
-
-    def _bags(self, snap: SnapshotView | None) -> bool:
-        """Whether item vectors are bags of entity vectors: as the snapshot says, else as the settings say."""
-        return ((snap.similarity_source if snap is not None else "") or self.settings.similarity.source) == "entities"
 
     def _encode_inline(
         self,
@@ -696,21 +692,21 @@ class RelevanceEngine:
             began = time.monotonic()
             vectors = None
             if began + last_chunk_s < deadline:
-                vectors = self._inline_vectors([texts for _, texts in chunk], bags, deadline - last_chunk_s)
+                vectors = self._inline_vectors([texts for _, texts in chunk], bags, deadline - last_chunk_s, len(query))
             if vectors is None:
                 sims.unscored[[row for row, _ in inline[start:]]] = True
                 break
             sims.values[[row for row, _ in chunk]] = similarities(query, vectors)
             last_chunk_s = time.monotonic() - began
 
-    def _inline_vectors(self, per_item: list[list[str]], bags: bool, until: float) -> np.ndarray | None:
-        """Vectors of inline items: their text's, or the bag of their entity texts' (`bags`); None if the
-        encoder stayed busy past `until`."""
+    def _inline_vectors(self, per_item: list[list[str]], bags: bool, until: float, dimension: int) -> np.ndarray | None:
+        """Vectors of inline items: their text's, or the bag of their entity texts' (`bags`; of `dimension`);
+        None if the encoder stayed busy past `until`."""
         encoder = self._encoder
         assert encoder is not None, "called with an encoder"
         if not bags:
             return encoder.encode_by([texts[0] for texts in per_item], until)
-        return bag_vectors(per_item, functools.partial(encoder.encode_by, until=until), encoder.dimension)
+        return bag_vectors(per_item, functools.partial(encoder.encode_by, until=until), dimension)
 
     def _extract_inline(self, snap: SnapshotView | None, items: list[CatalogItem], deadline: float) -> list[list[Entity] | None]:
         """Entities of each inline item (in worker processes), None for those not extracted in time.
@@ -995,6 +991,11 @@ def _per_group(per_row: np.ndarray, pending: Sequence[_Pending]) -> list[int]:
 def _vocabulary(snap: SnapshotView | None) -> tuple[str, str]:
     """The key and vocabulary JSON live extraction uses for `snap`, so it matches the nightly one."""
     return (snap.snapshot_id, snap.vocabulary_json) if snap is not None else ("", "")
+
+
+def _bags(snap: SnapshotView | None) -> bool:
+    """Whether the served snapshot's item vectors are bags of entity vectors (inline items then get bags too)."""
+    return snap is not None and snap.similarity_source == "entities"
 
 
 def _excluded(normalized_query: str, texts: Sequence[str], penalty: float) -> list[str]:
