@@ -445,13 +445,7 @@ def saved_entity_similarity_choice(ctx: EvalContext) -> dict[str, Any] | None:
 def pure_serving_settings(choice: Mapping[str, Any], encoder: str) -> dict[str, str]:
     """The settings that serve the pure entity model as `choice` weighs it: the similarity from entity bags,
     exclusions read in entity texts."""
-    return {
-        "similarity.weight": str(choice["weight"]),
-        "similarity.encoder": encoder,
-        "similarity.source": "entities",
-        "exclusion.penalty": str(choice["exclusion"]["penalty"]),
-        "exclusion.reads": "entities",
-    }
+    return _serving(choice, encoder, of_entities=True)
 
 
 @dataclass(frozen=True)
@@ -554,14 +548,15 @@ def saved_serving_settings(ctx: EvalContext, model_dir: Path) -> dict[str, str]:
     return _serving(choice, str(encoder))
 
 
-def _serving(choice: Mapping[str, Any], encoder: str) -> dict[str, str]:
-    # Pinned: the choice was made for item-text vectors and exclusions read in titles, whatever --set says.
+def _serving(choice: Mapping[str, Any], encoder: str, of_entities: bool = False) -> dict[str, str]:
+    """The settings that serve `choice`'s weight and penalty, pinned to what it was chosen for (item-text
+    vectors and titles, or entity bags and entity texts), whatever --set says."""
     return {
         "similarity.weight": str(choice["weight"]),
         "similarity.encoder": encoder,
-        "similarity.source": "item_text",
+        "similarity.source": "entities" if of_entities else "item_text",
         "exclusion.penalty": str(choice["exclusion"]["penalty"]),
-        "exclusion.reads": "title",
+        "exclusion.reads": "entities" if of_entities else "title",
     }
 
 
