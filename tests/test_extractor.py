@@ -201,6 +201,23 @@ def test_phrases_are_short_and_uncovered(extractor):
     assert all(len(p.split()) <= 2 and "royal" not in p and "6" not in p for p in phrases)
 
 
+def test_model_names_are_kept_as_phrases_beside_the_others(extractor):
+    # A code with the name word before it; after the brand, the code alone; a name and a short number.
+    printer = extractor.extract(item("HP Photosmart C6380 Inkjet Printer", brand="HP"))
+    assert "photosmart c6380" in texts(printer, "phrase")
+    scanner = extractor.extract(item("Brother DS-940DW Sheet-fed Scanner", brand="Brother"))
+    assert "ds-940dw" in texts(scanner, "phrase")
+    console = extractor.extract(item("Sony PlayStation 4 Console, 500 GB", brand="Sony"))
+    assert "playstation 4" in texts(console, "phrase")
+    # Not a size, an ordinal or a long number; and only one model name per item by default.
+    remote = extractor.extract(item("Alexa Voice Remote (2nd Gen) 2020 Release, 3 Pack, X100 Y200"))
+    phrases = texts(remote, "phrase")
+    assert not any(w in p for p in phrases for w in ("2nd", "2020", "3 pack"))
+    assert [p for p in phrases if any(c.isdigit() for c in p)] == ["x100"]
+    off = EntityExtractor(dataclasses.replace(ExtractionSettings(), max_model_names=0), VOCABULARY)
+    assert not any(any(c.isdigit() for c in p) for p in texts(off.extract(item("HP Photosmart C6380")), "phrase"))
+
+
 def test_description_only_when_stated(extractor):
     stated = extractor.extract(item("Bexley Sofa", description="Deep seats. Made of velvet, shown in navy blue."))
     assert texts(stated, "material") == ["velvet"]

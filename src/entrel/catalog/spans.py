@@ -7,6 +7,7 @@ segment names the product, a short later one names a variant ("..., Black,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -18,7 +19,17 @@ from entrel.catalog import lexicon
 from entrel.catalog.canonical import ADJECTIVE_ENDINGS, GENERIC_STEMS, LEXICON_STEMS, canonical_of, type_keys
 from entrel.catalog.entity import EntityType
 
-__all__ = ["Match", "Title", "TypedPhraseMatcher", "head_noun", "resolve", "set_keys", "stated", "title_phrases"]
+__all__ = [
+    "Match",
+    "Title",
+    "TypedPhraseMatcher",
+    "head_noun",
+    "model_names",
+    "resolve",
+    "set_keys",
+    "stated",
+    "title_phrases",
+]
 
 # Longest phrase: two words share across items far better than three.
 _PHRASE_WORDS = 2
@@ -31,6 +42,7 @@ _HEAD_TAGS = _NOUN_TAGS | {"JJ", "VBG", "VBN", "FW"}
 _SEPARATORS = frozenset({",", ";", "|", "(", ")", "[", "]", "{", "}", ":", "•", "·", "!"})
 # Separators only when spaced: "blue - red" cuts, "t-shirt" and "black/red" do not.
 _SPACED_SEPARATORS = frozenset({"-", "/", "+", "&"})
+_ORDINAL = re.compile(r"^\d+(?:st|nd|rd|th)$")
 _ADJECTIVE_SUFFIXES = (*ADJECTIVE_ENDINGS, "y", "ed", "ive", "ing", "ish", "proof", "free", "est", "er")
 
 
@@ -258,3 +270,44 @@ def _is_phrase_word(tok: Token) -> bool:
         and tok.norm_ not in GENERIC_STEMS
         and tok.norm_ not in LEXICON_STEMS
     )
+
+
+def _code_like(text: str) -> bool:
+    """A model or series code: letters and digits in one token ("c6380", "ds-940dw", "s10")."""
+    bare = text.replace("-", "")
+    return (
+        len(bare) >= 3
+        and bare.isalnum()
+        and any(c.isdigit() for c in bare)
+        and any(c.isalpha() for c in bare)
+        and not _ORDINAL.match(bare)
+    )
+
+
+def model_names(title: Title, covered: set[int], limit: int) -> list[Match]:
+    """Up to `limit` model names of the title, in title order, as phrases: a code token with the
+    name word before it ("photosmart c6380"; "ds-940dw" alone after its brand), or a name word and
+    a one- or two-digit number ("playstation 4", "air 2").
+
+    Shoppers of electronics and parts search by model, and the phrase rules
+    skip every token with a digit: without this the model is lost.
+    """
+    doc = title.doc
+    found: list[Match] = []
+    for i, tok in enumerate(doc):
+        if len(found) >= limit:
+            break
+        if i in covered or title.separator[i]:
+            continue
+        before = i - 1
+        named = (
+            before >= 0
+            and before not in covered
+            and title.segment[before] == title.segment[i]
+            and _is_phrase_word(doc[before])
+            and not doc[before].is_stop
+        )
+        if _code_like(tok.text) or (named and tok.text.isdigit() and len(tok.text) <= 2):
+            start = before if named else i
+            found.append(Match(EntityType.PHRASE, doc[start : i + 1].text, start, i + 1))
+    return found
