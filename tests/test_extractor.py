@@ -191,6 +191,16 @@ def test_product_type_from_title_vocabulary_and_fallback(extractor):
     assert texts(remote, "product_type") == ["remote"]
 
 
+def test_product_type_is_never_a_number_nor_a_unit(extractor):
+    # A type column holding "1" is junk; a title ending in a spec unit does not make the unit its type.
+    numbered = extractor.extract(item("Canon PG-545 ink cartridge", attributes={"product type": "1"}))
+    assert texts(numbered, "product_type") == ["cartridge"]
+    printer = extractor.extract(item("HP LaserJet M9050 600 x 600 DPI 50 ppm", brand="HP"))
+    assert not {"dpi", "ppm"} & {e.text for e in printer}
+    # A counting unit can still be the type's head noun.
+    assert texts(extractor.extract(item("Toddler Car Seat")), "product_type") == ["seat"]
+
+
 def test_phrases_are_short_and_uncovered(extractor):
     entities = extractor.extract(
         item("Royal Doulton Gordon Ramsay Block Knife Set, 6 Piece", brand="Royal Doulton", category=("Knife Block Sets",))

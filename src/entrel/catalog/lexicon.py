@@ -356,6 +356,13 @@ BED_SIZES = _table(
     }
 )
 
+# Units that count things ("2 pack", "3 piece", "5 seater"), unlike measures: a title may end in a product type of
+# the same word ("hydration pack", "car seat").
+COUNT_UNITS = frozenset({"pack", "pair", "seater", "count", "piece"})
+
+# Units of electronics specs ("600 x 600 dpi", "2.4 ghz"): never a product type, though a title's last word.
+SPEC_UNITS = frozenset({"dpi", "ppm", "hz", "khz", "mhz", "ghz", "mbps", "gbps", "rpm", "mp", "nm", "lm", "db"})
+
 # Words after a bed size that make it a size ("queen mattress").
 BED_WORDS = frozenset(
     {"bed", "mattress", "sheet", "sheets", "comforter", "duvet", "quilt", "bedspread", "frame",

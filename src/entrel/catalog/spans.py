@@ -42,6 +42,8 @@ _HEAD_TAGS = _NOUN_TAGS | {"JJ", "VBG", "VBN", "FW"}
 _SEPARATORS = frozenset({",", ";", "|", "(", ")", "[", "]", "{", "}", ":", "•", "·", "!"})
 # Separators only when spaced: "blue - red" cuts, "t-shirt" and "black/red" do not.
 _SPACED_SEPARATORS = frozenset({"-", "/", "+", "&"})
+# Units of measure: a title's last word ("... 600 x 600 dpi") but never its product type.
+_UNITS = lexicon.SPEC_UNITS | {v for v, unit in lexicon.SIZE_UNITS.items() if unit not in lexicon.COUNT_UNITS}
 _ORDINAL = re.compile(r"^\d+(?:st|nd|rd|th)$")
 _ADJECTIVE_SUFFIXES = (*ADJECTIVE_ENDINGS, "y", "ed", "ive", "ing", "ish", "proof", "free", "est", "er")
 
@@ -261,7 +263,7 @@ def _hyphen_joined(doc: Doc, i: int) -> bool:
 
 
 def _is_phrase_word(tok: Token) -> bool:
-    """A word worth a phrase: not generic, not a lexicon word, at least 2 letters."""
+    """A word worth a phrase or a head noun: not generic, not a lexicon word nor a unit, at least 2 letters."""
     word = tok.text.replace("-", "").replace("'", "")
     return (
         len(word) > 1
@@ -269,6 +271,7 @@ def _is_phrase_word(tok: Token) -> bool:
         and any(ch in "aeiouy" for ch in word)  # not a model code ("lxt", "tb")
         and tok.norm_ not in GENERIC_STEMS
         and tok.norm_ not in LEXICON_STEMS
+        and tok.lower_ not in _UNITS
     )
 
 
