@@ -73,3 +73,13 @@ def test_a_killed_worker_costs_its_items_and_the_next_call_gets_new_workers():
         assert worker not in extraction.worker_pids()
     finally:
         extraction.close()
+
+
+def test_every_worker_starts_when_the_pool_is_prepared_not_under_load():
+    # The pool spawns a worker only when a submission finds none idle: preparing it must start them all.
+    extraction = InlineExtraction(ExtractionSettings(), workers=2)
+    try:
+        extraction.use("snap-1", VOCABULARY.to_json())
+        assert len(extraction.worker_pids()) == 2
+    finally:
+        extraction.close()

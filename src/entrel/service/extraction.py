@@ -90,7 +90,11 @@ class InlineExtraction:
             if warm:
                 started = time.perf_counter()
                 try:
-                    pool.executor.submit(_extract, CatalogItem("warm-up", "warm up")).result()
+                    # One item per worker, submitted together: the pool starts a worker for each submission
+                    # that finds none idle, so every worker starts now and not under a flood of requests.
+                    warm_ups = [pool.executor.submit(_extract, CatalogItem("warm-up", "warm up")) for _ in range(self._workers)]
+                    for future in warm_ups:
+                        future.result()
                 except BrokenProcessPool:
                     log.error("inline extraction workers failed to start; the next request starts new ones")
                     pool.executor.shutdown(wait=False, cancel_futures=True)
