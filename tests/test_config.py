@@ -28,6 +28,7 @@ def test_file_then_overrides(tmp_path):
         ("[server]\nport = 'x'\n", "server.port: expected int"),
         ("[logic]\nprior = 2.0\n", "logic.prior must be within"),
         ("[extraction]\nmax_model_names = -1\n", "extraction.max_model_names must not be negative"),
+        ("[extraction]\nmax_phrases = -1\n", "extraction.max_phrases must not be negative"),
         ("not toml ===", "not valid TOML"),
     ],
 )

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from entrel.catalog import CatalogItem, Entity, EntityExtractor, EntityType, Vocabulary
+from entrel.catalog.canonical import canonical_type
 from entrel.config import ExtractionSettings
 from entrel.text import normalize
 
@@ -196,7 +197,11 @@ def test_product_type_is_never_a_number_nor_a_unit(extractor):
     numbered = extractor.extract(item("Canon PG-545 ink cartridge", attributes={"product type": "1"}))
     assert texts(numbered, "product_type") == ["cartridge"]
     printer = extractor.extract(item("HP LaserJet M9050 600 x 600 DPI 50 ppm", brand="HP"))
+    assert texts(printer, "product_type") == ["laserjet"]
     assert not {"dpi", "ppm"} & {e.text for e in printer}
+    # A type with no word of two letters in a row is junk; a hyphenated one is not.
+    assert canonical_type("16") is canonical_type("1") is None
+    assert canonical_type("T-Shirts") == "t-shirt"
     # A counting unit can still be the type's head noun.
     assert texts(extractor.extract(item("Toddler Car Seat")), "product_type") == ["seat"]
 
@@ -206,7 +211,8 @@ def test_phrases_are_short_and_uncovered(extractor):
         item("Royal Doulton Gordon Ramsay Block Knife Set, 6 Piece", brand="Royal Doulton", category=("Knife Block Sets",))
     )
     phrases = texts(entities, "phrase")
-    assert phrases and len(phrases) <= ExtractionSettings().max_phrases
+    settings = ExtractionSettings()
+    assert phrases and len(phrases) <= settings.max_phrases + settings.max_model_names
     assert "gordon ramsay" in phrases
     assert all(len(p.split()) <= 2 and "royal" not in p and "6" not in p for p in phrases)
 
@@ -219,13 +225,35 @@ def test_model_names_are_kept_as_phrases_beside_the_others(extractor):
     assert "ds-940dw" in texts(scanner, "phrase")
     console = extractor.extract(item("Sony PlayStation 4 Console, 500 GB", brand="Sony"))
     assert "playstation 4" in texts(console, "phrase")
-    # Not a size, an ordinal or a long number; and only one model name per item by default.
-    remote = extractor.extract(item("Alexa Voice Remote (2nd Gen) 2020 Release, 3 Pack, X100 Y200"))
-    phrases = texts(remote, "phrase")
-    assert not any(w in p for p in phrases for w in ("2nd", "2020", "3 pack"))
-    assert [p for p in phrases if any(c.isdigit() for c in p)] == ["x100"]
+    # The model name is one more phrase: the other phrases stay.
+    knives = extractor.extract(item("Gordon Ramsay Knife Block Tx500", category=("Knife Block Sets",)))
+    phrases = texts(knives, "phrase")
+    assert "gordon ramsay" in phrases and [p for p in phrases if p.endswith("tx500")]
+    # Only one per item by default, and none when the setting is 0.
+    remote = extractor.extract(item("Alexa Voice Remote X100 Y200"))
+    assert [p for p in texts(remote, "phrase") if any(c.isdigit() for c in p)] == ["x100"]
     off = EntityExtractor(dataclasses.replace(ExtractionSettings(), max_model_names=0), VOCABULARY)
     assert not any(any(c.isdigit() for c in p) for p in texts(off.extract(item("HP Photosmart C6380")), "phrase"))
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Alexa Voice Remote 2020",  # a year, after a name word
+        "Alexa Voice Remote 2nd Gen",  # an ordinal
+        "Dell Gaming Monitor 144hz",  # a measure written as one token
+        "Sony Bravia Television 1080p",
+        "Canon Camera Body 24mp",
+        "Seagate Desktop Drive 7200rpm",
+        "Stoneware Coffee Mug 12oz",
+        "Crew Sock Bundle 1pk",
+        "Wooden Picture Frame 8x10",
+        "Fleece Hoodie Sweatshirt 3xl",
+        "Netgear Wi-Fi 6 Router",  # half of a hyphenated word is no name word
+    ],
+)
+def test_model_names_are_not_years_ordinals_measures_or_word_halves(extractor, title):
+    assert not any(any(c.isdigit() for c in p) for p in texts(extractor.extract(item(title)), "phrase"))
 
 
 def test_description_only_when_stated(extractor):

@@ -544,6 +544,7 @@ def _validate(s: Settings) -> None:
         (s.model.max_length >= 8, "model.max_length must be at least 8"),
         (s.model.token_budget >= s.model.max_length, "model.token_budget must be at least model.max_length"),
         (s.extraction.max_entities_per_item > 0, "extraction.max_entities_per_item must be positive"),
+        (s.extraction.max_phrases >= 0, "extraction.max_phrases must not be negative"),
         (s.extraction.max_model_names >= 0, "extraction.max_model_names must not be negative"),
         (bool(s.tls.cert_file) == bool(s.tls.key_file), "tls.cert_file and tls.key_file go together"),
         (not s.tls.client_ca_file or bool(s.tls.cert_file), "tls.client_ca_file (mutual TLS) needs tls.cert_file"),

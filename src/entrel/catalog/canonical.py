@@ -79,11 +79,15 @@ def canonical_brand(raw: str) -> str | None:
     return text
 
 
+# Two letters in a row: what every product type name has.
+_WORD = re.compile(r"[^\W\d_]{2}")
+
+
 def canonical_type(raw: str) -> str | None:
     """A product type name, short and singular: "Office Chairs" -> "office chair"."""
     words = normalize(raw).split()[-MAX_WORDS:]
-    # A type names a thing in words: "1" or "16" in a type column is junk.
-    if not any(w.isalpha() and len(w) > 1 for w in words) or " ".join(words) in lexicon.JUNK_VALUES:
+    # A type names a thing in words ("t-shirt" too): "1" or "16" in a type column is junk.
+    if not _WORD.search(" ".join(words)) or " ".join(words) in lexicon.JUNK_VALUES:
         return None
     return " ".join([*words[:-1], lexicon.singularize(words[-1])])
 

@@ -24,7 +24,9 @@ __all__ = [
     "MAIN_PHRASE_STOPS",
     "MATERIALS",
     "NON_TYPE_WORDS",
+    "NOUN_UNITS",
     "SIZE_UNITS",
+    "SPEC_UNITS",
     "STYLES",
     "singularize",
     "stem",
@@ -356,9 +358,9 @@ BED_SIZES = _table(
     }
 )
 
-# Units that count things ("2 pack", "3 piece", "5 seater"), unlike measures: a title may end in a product type of
-# the same word ("hydration pack", "car seat").
-COUNT_UNITS = frozenset({"pack", "pair", "seater", "count", "piece"})
+# Units that are also things' names ("2 pack", "5 seater"; "hydration pack", "car seat"): a title's last
+# word may be one of them as its product type.
+NOUN_UNITS = frozenset({"pack", "pair", "seater", "count", "piece"})
 
 # Units of electronics specs ("600 x 600 dpi", "2.4 ghz"): never a product type, though a title's last word.
 SPEC_UNITS = frozenset({"dpi", "ppm", "hz", "khz", "mhz", "ghz", "mbps", "gbps", "rpm", "mp", "nm", "lm", "db"})

@@ -14,7 +14,7 @@ from entrel.catalog.sizes import size_kind
 __all__ = ["Chosen", "one_audience"]
 
 T = EntityType
-# Entities kept per type (phrases: settings.max_phrases).
+# Entities kept per type (phrases: the phrase cap, max_phrases + max_model_names).
 _TYPE_CAPS = {T.PRODUCT_TYPE: 1, T.BRAND: 1, T.COLOR: 3, T.SIZE: 2, T.MATERIAL: 2, T.AUDIENCE: 1, T.STYLE: 2}
 # Over settings.max_entities_per_item, the least telling types give way first.
 _DROP_ORDER = (T.PHRASE, T.STYLE, T.MATERIAL, T.COLOR, T.SIZE, T.AUDIENCE, T.BRAND, T.PRODUCT_TYPE)
@@ -36,9 +36,9 @@ def one_audience(audiences: list[str]) -> str | None:
 class Chosen:
     """The entity texts chosen so far, per type, in the order found; caps and de-duplication."""
 
-    def __init__(self, max_phrases: int) -> None:
+    def __init__(self, phrase_cap: int) -> None:
         self._texts: dict[EntityType, list[str]] = {}
-        self._caps = {**_TYPE_CAPS, T.PHRASE: max_phrases}
+        self._caps = {**_TYPE_CAPS, T.PHRASE: phrase_cap}
         self._size_kinds: set[str] = set()
 
     def get(self, type_: EntityType) -> list[str]:

@@ -42,9 +42,16 @@ _HEAD_TAGS = _NOUN_TAGS | {"JJ", "VBG", "VBN", "FW"}
 _SEPARATORS = frozenset({",", ";", "|", "(", ")", "[", "]", "{", "}", ":", "•", "·", "!"})
 # Separators only when spaced: "blue - red" cuts, "t-shirt" and "black/red" do not.
 _SPACED_SEPARATORS = frozenset({"-", "/", "+", "&"})
-# Units of measure: a title's last word ("... 600 x 600 dpi") but never its product type.
-_UNITS = lexicon.SPEC_UNITS | {v for v, unit in lexicon.SIZE_UNITS.items() if unit not in lexicon.COUNT_UNITS}
+# Units of measure: a title's last word ("... 600 x 600 dpi") but never its product type, nor a phrase.
+_UNITS = lexicon.SPEC_UNITS | {v for v, unit in lexicon.SIZE_UNITS.items() if unit not in lexicon.NOUN_UNITS}
 _ORDINAL = re.compile(r"^\d+(?:st|nd|rd|th)$")
+# A measure, count or size written as one token ("144hz", "1080p", "4k", "1pk", "3xl", "8x10"): not a model.
+_GLUED_UNITS = sorted(
+    {u for u in lexicon.SIZE_UNITS if " " not in u} | lexicon.SPEC_UNITS | {"p", "k", "x", "xl", "xxl", "xxxl"},
+    key=len,
+    reverse=True,
+)
+_GLUED_MEASURE = re.compile(rf"^\d+(?:\.\d+)?(?:{'|'.join(map(re.escape, _GLUED_UNITS))})$|^\d+(?:\.\d+)?x\d")
 _ADJECTIVE_SUFFIXES = (*ADJECTIVE_ENDINGS, "y", "ed", "ive", "ing", "ish", "proof", "free", "est", "er")
 
 
@@ -276,21 +283,24 @@ def _is_phrase_word(tok: Token) -> bool:
 
 
 def _code_like(text: str) -> bool:
-    """A model or series code: letters and digits in one token ("c6380", "ds-940dw", "s10")."""
+    """A model or series code: letters and digits in one token ("c6380", "ds-940dw", "s10"), not an
+    ordinal ("2nd") nor a measure written as one token ("144hz")."""
     bare = text.replace("-", "")
     return (
         len(bare) >= 3
+        and bare.isascii()
         and bare.isalnum()
         and any(c.isdigit() for c in bare)
         and any(c.isalpha() for c in bare)
         and not _ORDINAL.match(bare)
+        and not _GLUED_MEASURE.match(bare)
     )
 
 
 def model_names(title: Title, covered: set[int], limit: int) -> list[Match]:
     """Up to `limit` model names of the title, in title order, as phrases: a code token with the
-    name word before it ("photosmart c6380"; "ds-940dw" alone after its brand), or a name word and
-    a one- or two-digit number ("playstation 4", "air 2").
+    name word before it ("photosmart c6380"), alone where no name word precedes it ("ds-940dw" after
+    its brand), or a name word and a one- or two-digit number ("playstation 4", "air 2").
 
     Shoppers of electronics and parts search by model, and the phrase rules
     skip every token with a digit: without this the model is lost.
@@ -309,8 +319,9 @@ def model_names(title: Title, covered: set[int], limit: int) -> list[Match]:
             and title.segment[before] == title.segment[i]
             and _is_phrase_word(doc[before])
             and not doc[before].is_stop
+            and not _hyphen_joined(doc, before)  # "fi" of "wi-fi 6"
         )
-        if _code_like(tok.text) or (named and tok.text.isdigit() and len(tok.text) <= 2):
+        if _code_like(tok.text) or (named and tok.text.isascii() and tok.text.isdigit() and len(tok.text) <= 2):
             start = before if named else i
             found.append(Match(EntityType.PHRASE, doc[start : i + 1].text, start, i + 1))
     return found
