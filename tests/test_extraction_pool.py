@@ -76,10 +76,14 @@ def test_a_killed_worker_costs_its_items_and_the_next_call_gets_new_workers():
 
 
 def test_every_worker_starts_when_the_pool_is_prepared_not_under_load():
-    # The pool spawns a worker only when a submission finds none idle: preparing it must start them all.
+    # The pool spawns a worker only when a submission finds none idle: preparing it must start them all,
+    # and each must have loaded spaCy (a second request at once finds both ready, no new process).
     extraction = InlineExtraction(ExtractionSettings(), workers=2)
     try:
         extraction.use("snap-1", VOCABULARY.to_json())
-        assert len(extraction.worker_pids()) == 2
+        workers = extraction.worker_pids()
+        assert len(workers) == 2
+        assert all(extraction.extract("snap-1", VOCABULARY.to_json(), INLINE, far()))
+        assert extraction.worker_pids() == workers
     finally:
         extraction.close()

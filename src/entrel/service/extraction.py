@@ -33,6 +33,8 @@ __all__ = ["InlineExtraction"]
 
 log = logging.getLogger(__name__)
 
+# How long preparing a pool waits for every worker to load spaCy.
+_WARM_UP_LIMIT_S = 120.0
 # The worker's extractor, built once per worker by _start_worker.
 _worker_extractor: EntityExtractor | None = None
 
@@ -49,6 +51,26 @@ def _start_worker(settings: ExtractionSettings, vocabulary_json: str, niceness: 
 def _extract(item: CatalogItem) -> list[Entity]:
     assert _worker_extractor is not None, "set by the pool's initializer"
     return _worker_extractor.extract_transient(item)
+
+
+def _warm_up() -> int:
+    """One extraction; the worker's pid, so the caller knows which workers are ready."""
+    _extract(CatalogItem("warm-up", "warm up"))
+    return os.getpid()
+
+
+def _warm_every_worker(executor: ProcessPoolExecutor, workers: int) -> None:
+    """Return once every worker has answered a warm-up (or after _WARM_UP_LIMIT_S).
+
+    The pool starts a worker for each submission that finds none idle, so one
+    warm-up per worker, submitted together, starts them all; rounds repeat
+    until each has answered, as the first one ready may take several."""
+    ready: set[int] = set()
+    give_up = time.monotonic() + _WARM_UP_LIMIT_S
+    while len(ready) < workers and time.monotonic() < give_up:
+        ready.update(f.result() for f in [executor.submit(_warm_up) for _ in range(workers)])
+    if len(ready) < workers:
+        log.warning("not every inline extraction worker warmed up in time", extra={"ready": len(ready), "workers": workers})
 
 
 class _Pool:
@@ -90,11 +112,7 @@ class InlineExtraction:
             if warm:
                 started = time.perf_counter()
                 try:
-                    # One item per worker, submitted together: the pool starts a worker for each submission
-                    # that finds none idle, so every worker starts now and not under a flood of requests.
-                    warm_ups = [pool.executor.submit(_extract, CatalogItem("warm-up", "warm up")) for _ in range(self._workers)]
-                    for future in warm_ups:
-                        future.result()
+                    _warm_every_worker(pool.executor, self._workers)
                 except BrokenProcessPool:
                     log.error("inline extraction workers failed to start; the next request starts new ones")
                     pool.executor.shutdown(wait=False, cancel_futures=True)
