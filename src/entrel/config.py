@@ -190,7 +190,7 @@ class ExclusionSettings:
 
     # An item whose title names what the query excludes keeps 1 - this of its
     # score; 0 turns exclusions off. Chosen by 5-fold cross-validation over the
-    # ESCI training queries (0.3 in every fold; README, "Quality").
+    # ESCI training queries (0.3; a re-run with model-name entities chose 0.5; README, "Quality").
     penalty: float = 0.3
     # What an exclusion is read in: the item's "title", or its "entities" (their texts; the pure
     # entity model, README "Quality").
