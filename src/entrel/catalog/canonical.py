@@ -86,8 +86,9 @@ _WORD = re.compile(r"[^\W\d_]{2}")
 def canonical_type(raw: str) -> str | None:
     """A product type name, short and singular: "Office Chairs" -> "office chair"."""
     words = normalize(raw).split()[-MAX_WORDS:]
+    name = " ".join(words)
     # A type names a thing in words ("t-shirt" too): "1" or "16" in a type column is junk.
-    if not _WORD.search(" ".join(words)) or " ".join(words) in lexicon.JUNK_VALUES:
+    if not _WORD.search(name) or name in lexicon.JUNK_VALUES:
         return None
     return " ".join([*words[:-1], lexicon.singularize(words[-1])])
 
