@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from entrel.catalog import CatalogItem, Entity, EntityExtractor, EntityType, Vocabulary
 from entrel.catalog.canonical import canonical_type
 from entrel.config import ExtractionSettings
-from entrel.text import normalize
+from entrel.text import cased_like, normalize
 
 CATALOG = [
     CatalogItem("1", "Acme ErgoPro Leather Office Chair", brand="Acme", category=("Furniture", "Office Chairs")),
@@ -190,6 +190,29 @@ def test_product_type_from_title_vocabulary_and_fallback(extractor):
     # No category, no vocabulary type: the head noun of the first segment.
     remote = extractor.extract(item("Alexa Voice Remote (2nd Gen) with power controls"))
     assert texts(remote, "product_type") == ["remote"]
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        # A category written into the title in lower case: the vocabulary type only says what it fits.
+        ("Acme AB-12 water bottle holder Black", "water bottle holder"),
+        ("Acme office chair mat", "office chair mat"),
+        # Capitals, a colour, a separator or "with" end the compound.
+        ("Acme Water Bottle Holder", "water bottle"),
+        ("Acme water bottle Holder", "water bottle"),
+        ("Acme office chair black", "office chair"),
+        ("Acme office chair, mesh", "office chair"),
+        ("Acme office chair with mat", "office chair"),
+    ],
+)
+def test_product_type_runs_on_over_the_nouns_it_modifies(extractor, title, expected):
+    assert texts(extractor.extract(item(title)), "product_type") == [expected]
+
+
+def test_cased_like_only_where_normalising_changed_case_and_spaces():
+    assert cased_like("  HP  battery\tCharger ", normalize("  HP  battery\tCharger ")) == "HP battery Charger"
+    assert cased_like("ﬁlter CASE", normalize("ﬁlter CASE")) is None  # NFKC unfolds the ligature
 
 
 def test_product_type_is_never_a_number_nor_a_unit(extractor):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["normalize", "is_blank"]
+__all__ = ["cased_like", "is_blank", "normalize"]
 
 # Characters that render as nothing or as a line break: control and format
 # characters (zero-width spaces, bidi marks, BOM) are dropped; separators
@@ -77,6 +77,13 @@ def _normalize_unicode(text: str) -> str:
     # but some letters expand); renormalise for a stable key.
     text = unicodedata.normalize("NFC", text)
     return _WHITESPACE.sub(" ", text).strip()
+
+
+def cased_like(text: str, normalized: str) -> str | None:
+    """`text` spaced as `normalized` (its :func:`normalize`) but with its own letter case, when the two
+    line up character for character (most titles); None when normalising changed more than case and spaces."""
+    cased = _WHITESPACE.sub(" ", text).strip()
+    return cased if cased.lower() == normalized else None
 
 
 def is_blank(text: str) -> bool:

@@ -46,6 +46,7 @@ from entrel.catalog.sizes import SizeMatcher
 from entrel.catalog.spans import (
     Title,
     TypedPhraseMatcher,
+    compound_end,
     head_noun,
     model_names,
     resolve,
@@ -56,7 +57,7 @@ from entrel.catalog.spans import (
 from entrel.catalog.vocabulary import Vocabulary
 from entrel.config import ExtractionSettings
 from entrel.errors import EntrelError
-from entrel.text import normalize
+from entrel.text import cased_like, normalize
 
 __all__ = ["EntityExtractor", "ExtractionError", "Vocabulary"]
 
@@ -119,7 +120,10 @@ class EntityExtractor:
         docs: Iterable[Doc] = self._nlp.pipe((normalize(item.title) for item in items), batch_size=_BATCH_SIZE)
         if progress:
             docs = tqdm(docs, total=len(items), desc="extracting entities", unit="item")
-        return [self._extract(item, Title(set_keys(doc))) for item, doc in zip(items, docs, strict=True)]
+        return [
+            self._extract(item, Title(set_keys(doc), cased_like(item.title, doc.text)))
+            for item, doc in zip(items, docs, strict=True)
+        ]
 
     # -- one item ---------------------------------------------------------------
 
@@ -240,7 +244,8 @@ class EntityExtractor:
         Order: a type attribute; a category type the title confirms (its
         head noun appears: ESCI files a headphone under "Cases"); the
         deepest category type; a vocabulary type in the title's main phrase
-        (longest, then nearest its end); the head noun of the main phrase; a
+        (longest, then nearest its end), with the nouns it modifies ("notebook
+        case"); the head noun of the main phrase; a
         vocabulary type elsewhere in the title.
         """
         known = chosen.get(T.PRODUCT_TYPE)
@@ -268,8 +273,11 @@ class EntityExtractor:
             pool = main or candidates
             segment = min(title.segment[m.start] for m in pool)
             best = max((m for m in pool if title.segment[m.start] == segment), key=lambda m: (m.end - m.start, m.end))
-            chosen.add(T.PRODUCT_TYPE, best.text)
-            return best.start, best.end
+            end = compound_end(title, best.end)
+            # A vocabulary type followed by nouns modifies them: "notebook case" is a case.
+            tail = " ".join(tok.lower_ for tok in title.doc[best.end : end])
+            chosen.add(T.PRODUCT_TYPE, canonical_type(f"{best.text} {tail}") if tail else best.text)
+            return best.start, end
         if head is not None:
             chosen.add(T.PRODUCT_TYPE, lexicon.singularize(title.doc[head].lower_))
             return head, head + 1

@@ -23,6 +23,7 @@ __all__ = [
     "Match",
     "Title",
     "TypedPhraseMatcher",
+    "compound_end",
     "head_noun",
     "model_names",
     "resolve",
@@ -120,9 +121,12 @@ class TypedPhraseMatcher:
 class Title:
     """A tagged title and what the rules read off it: segments, the main phrase, word keys."""
 
-    def __init__(self, doc: Doc) -> None:
+    def __init__(self, doc: Doc, cased: str | None = None) -> None:
+        """`doc` is the tagged normalised title; `cased` the same text in the title's own case, when known."""
         self.doc = doc
         n = len(doc)
+        # Whether the title writes each token in lower case (unknown counts as not).
+        self.lower = [cased is not None and cased[tok.idx : tok.idx + len(tok)].islower() for tok in doc]
         self.segment = [0] * n
         self.separator = [False] * n
         current = 0
@@ -226,6 +230,31 @@ def head_noun(title: Title, brand: range) -> int | None:
         and _is_phrase_word(title.doc[i])
     ]
     return words[-1] if words else None
+
+
+def compound_end(title: Title, end: int) -> int:
+    """Where the noun compound that a type ending at token `end` starts really ends.
+
+    English puts the head of a compound last: in "notebook case" and "mobile
+    phone case" the item is a case, and "notebook" or "phone" only says what it
+    fits. So a type the vocabulary finds runs on over the lower-case nouns right
+    after it in the same segment of the main phrase (no colour, material, unit
+    or code): "notebook case", not "notebook", nor "notebook black". Capitals
+    end it: catalogs that write a category into the title write it in lower
+    case ("HP FA831AA battery charger"), while capitalised words after a type
+    are most often a spec or a name ("battery Alkaline", "Running Shoe Racer").
+    """
+    doc, last = title.doc, end - 1
+    while (
+        end < title.main_end
+        and title.segment[end] == title.segment[last]
+        and doc[end - 1].whitespace_
+        and title.lower[end]
+        and doc[end].tag_ in _NOUN_TAGS
+        and _is_phrase_word(doc[end])
+    ):
+        end += 1
+    return end
 
 
 def title_phrases(title: Title, covered: set[int], entity_texts: Iterable[str], type_start: int, max_phrases: int) -> list[str]:
