@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
-from entrel.service.wire import item_scores, varint
+from entrel.service.wire import item_scores_by_group, varint
 from entrel.v1 import relevance_pb2 as pb
 
 TEXTS = ("", "item id not in the serving snapshot", "some entities got the prior score; ünïcode ✓")
@@ -58,13 +58,33 @@ def _by_runtime(c: dict) -> pb.ScoreItemsResponse:
 @pytest.mark.parametrize(("titles", "excluded"), [(False, False), (True, False), (True, True)])
 def test_encoded_items_parse_to_the_runtimes_messages(n, titles, excluded):
     c = _columns(n, n, titles, excluded)
-    parsed = pb.ScoreItemsResponse.FromString(item_scores(**c))
+    (encoded,) = item_scores_by_group([n], **c)
+    parsed = pb.ScoreItemsResponse.FromString(encoded)
     expected = _by_runtime(c)
     assert parsed == expected
     # Re-serialised by the runtime (as gRPC sends it): the very bytes of the runtime's own message.
     assert parsed.SerializeToString(deterministic=True) == expected.SerializeToString(deterministic=True)
     if n > 2:
         assert parsed.items[2].score == np.float32(c["scores"][2]), "float64 scores are rounded to float32 alike"
+
+
+@pytest.mark.parametrize("kind", ["uniform", "plain", "strings"])
+def test_groups_encoded_together_are_each_groups_own_encoding(kind):
+    """One pass over several groups' columns, cut at their ends: the bytes each group alone gets (empty groups too),
+    whichever layout the pass takes (one record size, or items of their own lengths)."""
+    sizes = [7, 0, 300, 1, 0]
+    n = sum(sizes)
+    c = _columns(n, 3, titles=kind == "strings", excluded=kind == "strings")
+    if kind == "uniform":
+        c |= {"item_ids": [f"i{k:04d}" for k in range(n)], "messages": np.zeros(n, dtype=np.int64)}
+    bounds = np.cumsum([0, *sizes])
+    alone = [
+        item_scores_by_group([hi - lo], **{k: v if k == "message_texts" or v is None else v[lo:hi] for k, v in c.items()})[0]
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    together = item_scores_by_group(sizes, **c)
+    assert together == alone
+    assert [len(pb.ScoreItemsResponse.FromString(e).items) for e in together] == sizes
 
 
 def test_varints_are_the_runtimes():

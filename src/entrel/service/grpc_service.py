@@ -31,7 +31,7 @@ from entrel.service.engine import (
     Source,
 )
 from entrel.service.stats import ServingStats
-from entrel.service.wire import item_scores
+from entrel.service.wire import item_scores_by_group
 from entrel.v1 import relevance_pb2 as pb
 from entrel.v1 import relevance_pb2_grpc as pb_grpc
 
@@ -127,25 +127,64 @@ def _item_refs(refs: Sequence[pb.ItemRef], before_inline: Callable[[], None], wh
 
 def to_response(result: ScoreResult) -> pb.ScoreItemsResponse:
     """The response of one scored group: its items encoded from the columns, or built with their explanations."""
-    columns = result.columns
-    if columns is None or result.explained is not None:
-        response = pb.ScoreItemsResponse()
+    response = pb.ScoreItemsResponse()
+    _fill(response, result, _encoded_items([result])[0])
+    return response
+
+
+def to_batch_response(results: Sequence[ScoreResult]) -> pb.ScoreBatchResponse:
+    """The response of a batch: every unexplained group's items encoded in one pass, each group filled in place."""
+    response = pb.ScoreBatchResponse()
+    for result, encoded in zip(results, _encoded_items(results), strict=True):
+        _fill(response.groups.add(), result, encoded)
+    return response
+
+
+def _encoded_items(results: Sequence[ScoreResult]) -> list[bytes | None]:
+    """Each group's ItemScores as wire bytes, written from the columns of all unexplained groups at once;
+    None for a group built message by message (explained, or without columns)."""
+    plain = [r.columns for r in results if r.columns is not None and r.explained is None]
+    if not plain:
+        return [None] * len(results)
+    # Each group's message codes index its own texts: one table of them all, codes shifted to match.
+    texts: list[str] = []
+    offset_of: dict[int, int] = {}
+    for c in plain:
+        if id(c.message_texts) not in offset_of:
+            offset_of[id(c.message_texts)] = len(texts)
+            texts += c.message_texts
+    encoded = iter(
+        item_scores_by_group(
+            [len(c) for c in plain],
+            [item_id for c in plain for item_id in c.item_ids],
+            np.concatenate([c.scores for c in plain]),
+            _STATUS_NUMBER[np.concatenate([c.statuses for c in plain])],
+            np.concatenate([c.messages.astype(np.int64) + offset_of[id(c.message_texts)] for c in plain]),
+            texts,
+            np.concatenate([c.coverage for c in plain]),
+            np.concatenate([c.compatibility for c in plain]),
+            np.concatenate([c.entity_scores for c in plain]),
+            np.concatenate([c.similarity for c in plain]),
+            _joined([c.titles for c in plain], [len(c) for c in plain]),
+            _joined([c.excluded for c in plain], [len(c) for c in plain]),
+        )
+    )
+    return [next(encoded) if r.columns is not None and r.explained is None else None for r in results]
+
+
+def _joined(columns: Sequence[Sequence[str] | None], sizes: Sequence[int]) -> list[str] | None:
+    """Per-group string columns as one ("" for a group's None); None when every group's is None."""
+    if all(c is None for c in columns):
+        return None
+    return [text for c, n in zip(columns, sizes, strict=True) for text in (c if c is not None else [""] * n)]
+
+
+def _fill(response: pb.ScoreItemsResponse, result: ScoreResult, encoded: bytes | None) -> None:
+    """`response` as the answer to one group: its items (`encoded`, else built one by one) and its metadata."""
+    if encoded is None:
         _add_items(response, result)
     else:
-        encoded = item_scores(
-            columns.item_ids,
-            columns.scores,
-            _STATUS_NUMBER[columns.statuses],
-            columns.messages,
-            columns.message_texts,
-            columns.coverage,
-            columns.compatibility,
-            columns.entity_scores,
-            columns.similarity,
-            columns.titles,
-            columns.excluded,
-        )
-        response = pb.ScoreItemsResponse.FromString(encoded)
+        response.MergeFromString(encoded)
     t = result.timings_ms
     metadata = response.metadata
     metadata.snapshot_id = result.snapshot_id
@@ -164,7 +203,6 @@ def to_response(result: ScoreResult) -> pb.ScoreItemsResponse:
     metadata.similarity_weight = result.similarity_weight
     metadata.exclusion_penalty = result.exclusion_penalty
     metadata.query_vector_cached = result.query_vector_cached
-    return response
 
 
 def _add_items(response: pb.ScoreItemsResponse, result: ScoreResult) -> None:
@@ -257,7 +295,7 @@ class RelevanceServicer(pb_grpc.RelevanceServicer):
                 for k, (v, g) in enumerate(zip(valid, request.groups, strict=True))
             ]
             results = self.engine.score_batch(groups, deadline=deadline)
-            return pb.ScoreBatchResponse(groups=[to_response(r) for r in results]), results
+            return to_batch_response(results), results
 
         return self._answer("ScoreBatch", request, context, work)
 

@@ -11,6 +11,8 @@ record array, lengths as varints computed on arrays, then one gather per
 kind of segment into the output. The bytes are the ``items`` field of
 ScoreItemsResponse; parsing them gives the messages the runtime builds
 (tests/test_wire.py compares them field by field, and their bytes).
+A batch's groups are encoded in one such pass and cut apart at their
+items' ends, so ten groups cost one set of numpy calls, not ten.
 
 Field numbers and types come from proto/entrel/v1/relevance.proto (ItemScore);
 a test fails when they drift.
@@ -18,11 +20,12 @@ a test fails when they drift.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["item_scores"]
+__all__ = ["item_scores_by_group"]
 
 # Wire types: 0 varint, 2 length-delimited, 5 fixed32. A tag is field << 3 | wire type.
 _LEN, _F32, _VARINT = 2, 5, 0
@@ -102,9 +105,9 @@ def _varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return groups, 1 + more.sum(axis=1)
 
 
-def _gather(segments: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int) -> bytes:
+def _gather(segments: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int) -> tuple[bytes, np.ndarray]:
     """Per row i, the bytes ``flat[start[i] : start[i] + length[i]]`` of each (flat, start, length) segment in
-    turn; rows one after another. A fixed number of numpy calls, however many rows."""
+    turn; rows one after another; and where each row ends. A fixed number of numpy calls, however many rows."""
     lengths = np.stack([length for _, _, length in segments], axis=1)
     ends = np.cumsum(lengths.ravel()).reshape(n, len(segments))
     out = np.empty(int(ends[-1, -1]) if n else 0, dtype=np.uint8)
@@ -115,7 +118,7 @@ def _gather(segments: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int) -
         before = np.cumsum(length) - length  # where each row's run starts among this segment's bytes
         source = np.arange(total) + np.repeat(start - before, length)
         out[source + np.repeat(ends[:, k] - length - start, length)] = flat[source]
-    return out.tobytes()
+    return out.tobytes(), ends[:, -1]
 
 
 def _chunks(chunks: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -133,19 +136,22 @@ def _strings(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.frombuffer(joined, dtype=np.uint8), np.cumsum(lengths) - lengths, lengths
 
 
-def _uniform(fixed: np.ndarray, ids: np.ndarray, length: int) -> bytes:
+def _uniform(fixed: np.ndarray, ids: np.ndarray, length: int) -> tuple[bytes, np.ndarray]:
     """Items whose ids are all `length` bytes and that carry no strings but the id: each one record of
-    one layout (items tag, body length, fixed fields, id tag, id length, id), written as one array."""
+    one layout (items tag, body length, fixed fields, id tag, id length, id), written as one array; and
+    where each record ends."""
     n, size = len(fixed), _FIXED.itemsize
-    records = np.empty((n, size + 4 + length), dtype=np.uint8)
+    width = size + 4 + length
+    records = np.empty((n, width), dtype=np.uint8)
     records[:, :2] = (_ITEM[0], size + 2 + length)
     records[:, 2 : 2 + size] = fixed.view(np.uint8).reshape(n, size)
     records[:, 2 + size : 4 + size] = (_ITEM_ID[0], length)
     records[:, 4 + size :] = ids.reshape(n, length)
-    return records.tobytes()
+    return records.tobytes(), np.arange(1, n + 1) * width
 
 
-def item_scores(
+def item_scores_by_group(
+    sizes: Sequence[int],
     item_ids: Sequence[str],
     scores: np.ndarray,
     statuses: np.ndarray,
@@ -157,10 +163,12 @@ def item_scores(
     similarity: np.ndarray,
     titles: Sequence[str] | None = None,
     excluded: Sequence[str] | None = None,
-) -> bytes:
-    """Repeated field 1 (ItemScore) of a ScoreItemsResponse, one entry per item.
+) -> list[bytes]:
+    """Repeated field 1 (ItemScore) of a ScoreItemsResponse per group: the first `sizes[0]` items, the next `sizes[1]`, ...
 
-    `statuses` are ItemStatus enum numbers (1..127), `messages` indices into
+    The columns hold every group's items one group after another (`sizes`
+    sums to their length); all are encoded at once, then cut at the groups'
+    ends. `statuses` are ItemStatus enum numbers (1..127), `messages` indices into
     `message_texts`; floats are written as float32, as the runtime does.
     Every float is written, zeros too (a parser takes an explicit zero as
     the default it is), and the id comes after the other fields (a parser
@@ -186,7 +194,7 @@ def item_scores(
         tails = _chunks([b"".join(p) for p in zip(*parts, strict=True)])
     ids, id_starts, id_lengths = _strings(item_ids)
     if n and not tails[2].any() and id_lengths.min() == id_lengths.max() < 128 - size - 2:
-        return _uniform(fixed, ids, int(id_lengths[0]))
+        return _cut(*_uniform(fixed, ids, int(id_lengths[0])), sizes)
     # Per item, one head row: items tag, body length, the fixed fields, id tag, id length; then the id, then the tail.
     id_varints, id_varint_lengths = _varints(id_lengths)
     body_lengths = size + 1 + id_varint_lengths + id_lengths + tails[2]
@@ -203,4 +211,12 @@ def item_scores(
     head_lengths = at + 1 + id_varint_lengths
     width = head.shape[1]
     segments = [(head.ravel(), np.arange(n) * width, head_lengths), (ids, id_starts, id_lengths), tails]
-    return _gather(segments, n)
+    return _cut(*_gather(segments, n), sizes)
+
+
+def _cut(encoded: bytes, ends: np.ndarray, sizes: Sequence[int]) -> list[bytes]:
+    """`encoded` (items ending at `ends`) cut into groups of `sizes` items."""
+    if len(sizes) == 1:
+        return [encoded]
+    bounds = np.concatenate([[0], ends])[np.cumsum([0, *sizes])].tolist()
+    return [encoded[start:stop] for start, stop in itertools.pairwise(bounds)]
