@@ -104,6 +104,26 @@ def test_live_pairs_past_the_cap_get_the_prior(make_engine):
     assert (result.live_scored_pairs, result.prior_pairs) == (1, 1)
 
 
+def test_a_row_table_reads_each_row_alone_and_padding_as_missing():
+    """The per-thread table a group's slots are looked up in: nothing of one row is left for the next, it grows for
+    ids past its size, and padding (-1) is never a hit."""
+    from entrel.service.engine import _RowTable
+
+    table = _RowTable()
+    ids = np.array([[5, 1, -1], [2, 7, -1]], dtype=np.int32)
+    first = (np.array([1, 5], dtype=np.uint32), np.array([0.9, 0.1], dtype=np.float32))
+    second = (np.array([2, 40], dtype=np.uint32), np.array([0.7, 0.3], dtype=np.float32))
+    nan = np.nan
+
+    def read(row, rows):
+        return np.array(rows, dtype=np.float32), table.scores(row, ids[: len(rows)], 8)
+
+    np.testing.assert_array_equal(*read(first, [[0.1, 0.9, nan], [nan, nan, nan]]))
+    np.testing.assert_array_equal(*read(second, [[nan, nan, nan], [0.7, nan, nan]]))
+    np.testing.assert_array_equal(*read(first, [[0.1, 0.9, nan]]))
+    assert np.isnan(table.table).all()
+
+
 def test_unknown_and_empty_items_get_the_unjudged_score(make_engine):
     engine, scorer = make_engine(overrides=["logic.unjudged_score=0.05"])
     result = engine.score(QUERY, requests("nope", "bare", "red-chair"), explain=True)
