@@ -922,29 +922,28 @@ class RelevanceEngine:
             _LATE,
         )
         unjudged_score = self.settings.logic.unjudged_score
+        blended = _blended(pending, aggregate.scores, similarity)
+        scores_of_rows = np.where(unjudged, unjudged_score, blended)
         for p, notes in zip(pending, all_notes, strict=True):
             result, rows = p.result, slice(p.lo, p.hi)
-            weight = result.similarity_weight
-            entity_scores, sims, unscored = aggregate.scores[rows], similarity.values[rows], similarity.unscored[rows]
-            blended = (1.0 - weight) * entity_scores + weight * sims
-            blended = np.where(unscored, entity_scores, blended)
-            excluded = None
+            item_scores, excluded = scores_of_rows[rows], None
             if p.excludes:
                 excluded = _excluded(
                     result.normalized_query, self._exclusion_texts(snap, resolved, rows), result.exclusion_penalty
                 )
                 if any(excluded):
-                    blended = blended * np.where([bool(term) for term in excluded], 1.0 - result.exclusion_penalty, 1.0)
+                    penalised = blended[rows] * np.where([bool(term) for term in excluded], 1.0 - result.exclusion_penalty, 1.0)
+                    item_scores = np.where(unjudged[rows], unjudged_score, penalised)
             result.columns = ItemColumns(
                 p.items.ids,
-                np.where(unjudged[rows], unjudged_score, blended),
+                item_scores,
                 codes[rows],
                 messages[rows],
                 texts,
                 aggregate.coverage[rows],
                 aggregate.compatibility[rows],
-                entity_scores,
-                sims,
+                aggregate.scores[rows],
+                similarity.values[rows],
                 resolved.titles[rows] if p.explain or p.excludes else None,
                 excluded,
             )
@@ -1001,6 +1000,16 @@ class RelevanceEngine:
             ]
             for i in range(len(counts))
         ]
+
+
+def _blended(pending: Sequence[_Pending], entity_scores: np.ndarray, similarity: _Similarity) -> np.ndarray:
+    """Every row's (1 - w) * entity score + w * similarity, w its group's similarity weight (the entity score
+    alone where the similarity was not computed): float32 throughout, as each group's own scalar weight gives."""
+    sizes = [p.hi - p.lo for p in pending]
+    weights = [p.result.similarity_weight for p in pending]
+    keep = np.repeat(np.array([1.0 - w for w in weights], dtype=np.float32), sizes)
+    weight = np.repeat(np.array(weights, dtype=np.float32), sizes)
+    return np.where(similarity.unscored, entity_scores, keep * entity_scores + weight * similarity.values)
 
 
 def _per_group(per_row: np.ndarray, pending: Sequence[_Pending]) -> list[int]:
