@@ -686,7 +686,8 @@ class RelevanceEngine:
                 continue
             if stop > start:
                 sims.values[known[start:stop]] = similarities(query, vectors[start:stop])
-            self._encode_inline(self._inline_texts(snap, resolved, p), _bags(snap), query, sims, deadline, encode_inline)
+            if p.items.inline:
+                self._encode_inline(self._inline_texts(snap, resolved, p), _bags(snap), query, sims, deadline, encode_inline)
             result.similarity_weight = self.settings.similarity.weight
         return sims
 
