@@ -175,6 +175,17 @@ def bag_vectors(
     return None if vectors is None else entity_bags(per_item, texts, vectors)
 
 
+def cosines(query: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Cosine of a unit query vector with each unit item vector, in float32, negatives kept."""
+    return as_float32(items) @ query.astype(np.float32)
+
+
 def similarities(query: np.ndarray, items: np.ndarray) -> np.ndarray:
     """Cosine of a unit query vector with each unit item vector, negatives counted as 0 (unrelated)."""
-    return np.clip(as_float32(items) @ query.astype(np.float32), 0.0, 1.0)
+    return clip_similarities(cosines(query, items))
+
+
+def clip_similarities(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Cosines as similarities: negatives counted as 0 (unrelated). With `out`, in place (a caller that clips
+    many groups' cosines at once)."""
+    return np.clip(values, 0.0, 1.0, out=out)

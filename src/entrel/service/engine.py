@@ -50,7 +50,7 @@ from entrel.logic import NEUTRAL, Aggregate, Aggregator
 from entrel.logic.exclusion import entity_text, excluded_terms, violated_exclusion
 from entrel.overrides import OverrideTable, QueryOverrides
 from entrel.scoring import TextEncoder, bag_vectors, similarities
-from entrel.scoring.similarity import as_float32
+from entrel.scoring.similarity import as_float32, clip_similarities, cosines
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher, Overloaded
 from entrel.service.extraction import InlineExtraction
@@ -668,7 +668,7 @@ class RelevanceEngine:
         vectors = snap.item_vectors(resolved.rows[known])
         if vectors is None:
             return sims
-        vectors = as_float32(vectors)  # once for the call (similarities() would per group)
+        vectors = as_float32(vectors)  # once for the call (cosines() would per group)
         # Each group's known items are a run of `known` (rows ascend): its vectors are a slice.
         bounds = np.searchsorted(known, [[p.lo, p.hi] for p in pending]).tolist()
         # Per distinct query: its vector (None when the encoder stayed busy), and whether the snapshot held it.
@@ -684,11 +684,12 @@ class RelevanceEngine:
             if query is None:  # the encoder stayed busy: every item by its entities alone, flagged
                 sims.unscored[group] = resolved.known[group] | resolved.inline[group]
                 continue
-            if stop > start:
-                sims.values[known[start:stop]] = similarities(query, vectors[start:stop])
+            if stop > start:  # cosines per group; clipped once for the call below
+                sims.values[known[start:stop]] = cosines(query, vectors[start:stop])
             if p.items.inline:
                 self._encode_inline(self._inline_texts(snap, resolved, p), _bags(snap), query, sims, deadline, encode_inline)
             result.similarity_weight = self.settings.similarity.weight
+        clip_similarities(sims.values, out=sims.values)  # inline items' are clipped already: clipping again changes nothing
         return sims
 
     def _inline_texts(self, snap: SnapshotView | None, resolved: _Resolved, p: _Pending) -> list[tuple[int, list[str]]]:
