@@ -175,10 +175,12 @@ class Aggregator:
         """
         if scores.shape[1] == 0:  # no item has an entity: one neutral column keeps every reduction defined
             scores = np.full((scores.shape[0], 1), NEUTRAL, dtype=np.float32)
-        if type_weights is None or type_weights.shape != scores.shape:
-            type_weights = np.ones_like(scores)
+        # Unweighted: the scalar 1.0, so ``x ** 1.0`` takes numpy's shortcut (a copy), not a pow per slot.
+        weights: np.ndarray | float = 1.0
+        if type_weights is not None and type_weights.shape == scores.shape:
+            weights = type_weights
         empty = counts == 0
-        parts = self._parts(scores, type_weights)
+        parts = self._parts(scores, weights)
         item_scores = np.where(empty, self.prior, parts.scores).astype(np.float32)
         coverage = parts.coverage.astype(np.float32, copy=False)
         compatibility = np.multiply.reduce(parts.compatible, axis=1).astype(np.float32, copy=False)
@@ -192,7 +194,8 @@ class Aggregator:
             return Aggregate(item_scores, empty, coverage, compatibility, lift, breaker, cover)
         # Padded columns past the explained rows' widest count change nothing: left out of the (quadratic) lift.
         width = max(1, int(counts[picked].max(initial=0)))
-        sub_lift = self._lift(scores[picked, :width], type_weights[picked, :width], item_scores[picked])
+        sub_weights = weights[picked, :width] if isinstance(weights, np.ndarray) else weights
+        sub_lift = self._lift(scores[picked, :width], sub_weights, item_scores[picked])
         sub_empty, sub_scores, matched = empty[picked], item_scores[picked], parts.matched[picked, :width]
         sub_lift[sub_empty] = 0.0
         lift[picked, :width] = sub_lift
@@ -205,11 +208,11 @@ class Aggregator:
         cover[picked] = np.where(covering, best, -1)
         return Aggregate(item_scores, empty, coverage, compatibility, lift, breaker, cover)
 
-    def _lift(self, scores: np.ndarray, type_weights: np.ndarray, item_scores: np.ndarray) -> np.ndarray:
+    def _lift(self, scores: np.ndarray, type_weights: np.ndarray | float, item_scores: np.ndarray) -> np.ndarray:
         """Item score with entity j's contradiction lifted (its score raised to neutral) minus the score, for every j."""
         m = scores.shape[1]
         repeated = np.repeat(scores[:, None, :], m, axis=1)
         diagonal = np.arange(m)
         repeated[:, diagonal, diagonal] = np.maximum(repeated[:, diagonal, diagonal], NEUTRAL)
-        weights = np.repeat(type_weights[:, None, :], m, axis=1)
+        weights = np.repeat(type_weights[:, None, :], m, axis=1) if isinstance(type_weights, np.ndarray) else type_weights
         return (self.combine(repeated, weights) - item_scores[:, None]).astype(np.float32)

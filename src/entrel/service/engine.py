@@ -407,6 +407,8 @@ class RelevanceEngine:
         self._entity_types: dict[str, np.ndarray] = {}
         # Type weight by type code; the last entry (1.0) is for padding.
         self._weight_of_type = np.array([self.aggregator.weights.of_type(t.value) for t in _TYPES] + [1.0], dtype=np.float32)
+        # Whether any type weighs other than 1: if none does, the aggregation takes no per-slot weights.
+        self._weighs_types = bool((self._weight_of_type != 1.0).any())
         if extraction is None:
             extraction = InlineExtraction(
                 settings.extraction,
@@ -563,7 +565,8 @@ class RelevanceEngine:
         explain: bool | np.ndarray = False
         if any(p.explain for p in pending):
             explain = np.repeat([p.explain for p in pending], [p.hi - p.lo for p in pending])
-        aggregate = self.aggregator(scores, resolved.counts, self._type_weights(snap, resolved), explain=explain)
+        weights = self._type_weights(snap, resolved) if self._weighs_types else None
+        aggregate = self.aggregator(scores, resolved.counts, weights, explain=explain)
         # Inline items' similarity starts no chunk in the last half of the time left: that is for the answer.
         now = time.monotonic()
         stop_encoding = deadline - 0.5 * max(0.0, deadline - now)
