@@ -204,6 +204,8 @@ def test_product_type_from_title_vocabulary_and_fallback(extractor):
         ("Acme office chair black", "office chair"),
         ("Acme office chair, mesh", "office chair"),
         ("Acme office chair with mat", "office chair"),
+        # A type keeps at most three words.
+        ("Acme office chair mat holder", "office chair mat"),
     ],
 )
 def test_product_type_runs_on_over_the_nouns_it_modifies(extractor, title, expected):
@@ -213,6 +215,8 @@ def test_product_type_runs_on_over_the_nouns_it_modifies(extractor, title, expec
 def test_cased_like_only_where_normalising_changed_case_and_spaces():
     assert cased_like("  HP  battery\tCharger ", normalize("  HP  battery\tCharger ")) == "HP battery Charger"
     assert cased_like("ﬁlter CASE", normalize("ﬁlter CASE")) is None  # NFKC unfolds the ligature
+    # Lower-casing "İ" gives two characters: every later offset would read the wrong letters.
+    assert cased_like("İZMIR phone Case", normalize("İZMIR phone Case")) is None
 
 
 def test_product_type_is_never_a_number_nor_a_unit(extractor):

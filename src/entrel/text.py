@@ -81,9 +81,10 @@ def _normalize_unicode(text: str) -> str:
 
 def cased_like(text: str, normalized: str) -> str | None:
     """`text` spaced as `normalized` (its :func:`normalize`) but with its own letter case, when the two
-    line up character for character (most titles); None when normalising changed more than case and spaces."""
+    line up character for character (most titles); None when normalising changed more than case and spaces,
+    or lower-casing changed a length ("İ" becomes two characters)."""
     cased = _WHITESPACE.sub(" ", text).strip()
-    return cased if cased.lower() == normalized else None
+    return cased if len(cased) == len(normalized) and cased.lower() == normalized else None
 
 
 def is_blank(text: str) -> bool:

@@ -273,11 +273,12 @@ class EntityExtractor:
             pool = main or candidates
             segment = min(title.segment[m.start] for m in pool)
             best = max((m for m in pool if title.segment[m.start] == segment), key=lambda m: (m.end - m.start, m.end))
-            end = compound_end(title, best.end)
             # A vocabulary type followed by nouns modifies them: "notebook case" is a case.
+            end = compound_end(title, best.start, best.end)
             tail = " ".join(tok.lower_ for tok in title.doc[best.end : end])
-            chosen.add(T.PRODUCT_TYPE, canonical_type(f"{best.text} {tail}") if tail else best.text)
-            return best.start, end
+            compound = canonical_type(f"{best.text} {tail}") if tail else None
+            chosen.add(T.PRODUCT_TYPE, compound or best.text)
+            return best.start, end if compound else best.end
         if head is not None:
             chosen.add(T.PRODUCT_TYPE, lexicon.singularize(title.doc[head].lower_))
             return head, head + 1

@@ -16,7 +16,7 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Token
 
 from entrel.catalog import lexicon
-from entrel.catalog.canonical import ADJECTIVE_ENDINGS, GENERIC_STEMS, LEXICON_STEMS, canonical_of, type_keys
+from entrel.catalog.canonical import ADJECTIVE_ENDINGS, GENERIC_STEMS, LEXICON_STEMS, MAX_WORDS, canonical_of, type_keys
 from entrel.catalog.entity import EntityType
 
 __all__ = [
@@ -232,8 +232,8 @@ def head_noun(title: Title, brand: range) -> int | None:
     return words[-1] if words else None
 
 
-def compound_end(title: Title, end: int) -> int:
-    """Where the noun compound that a type ending at token `end` starts really ends.
+def compound_end(title: Title, start: int, end: int) -> int:
+    """Where the noun compound that a type at tokens [`start`, `end`) starts really ends.
 
     English puts the head of a compound last: in "notebook case" and "mobile
     phone case" the item is a case, and "notebook" or "phone" only says what it
@@ -243,10 +243,12 @@ def compound_end(title: Title, end: int) -> int:
     end it: catalogs that write a category into the title write it in lower
     case ("HP FA831AA battery charger"), while capitalised words after a type
     are most often a spec or a name ("battery Alkaline", "Running Shoe Racer").
+    A type keeps at most MAX_WORDS words, so the run stops there too.
     """
     doc, last = title.doc, end - 1
     while (
-        end < title.main_end
+        end - start < MAX_WORDS
+        and end < title.main_end
         and title.segment[end] == title.segment[last]
         and doc[end - 1].whitespace_
         and title.lower[end]
