@@ -424,12 +424,12 @@ def test_a_mixed_batch_is_one_pass_and_each_group_is_answered_exactly_as_alone(m
     """Groups of different widths, explained or not, with an exclusion, the similarity term, unknown and
     empty items, a repeated query: stacked into one matrix, every field of every item is what the group
     alone gets, and the server's encoded response is the one built message by message."""
-    from entrel.service.grpc_service import _add_items, to_response
+    from entrel.service.grpc_service import _add_items, to_batch_response, to_response
 
     vectors = {item_id: [0, 0, 0, 1] for item_id in EXCLUDING_ITEMS}
     vectors |= {
         "red-chair": [1, 0, 0, 0],
-        "blue-chair": [0.6, 0.8, 0, 0],
+        "blue-chair": [-0.6, 0.8, 0, 0],  # a negative cosine with QUERY: unrelated, similarity 0
         "wheeled": [0, 0, 1, 0],
         "wheel-free": [0, 0.6, 0.8, 0],
     }
@@ -466,3 +466,17 @@ def test_a_mixed_batch_is_one_pass_and_each_group_is_answered_exactly_as_alone(m
     fresh = engine.score_batch(groups)
     assert [r.columns is not None and r._items is None for r in fresh] == [True] * len(groups)
     assert [to_response(r).items for r in fresh] == [to_response(r).items for r in together]
+    # The batch response encodes its unexplained groups in one pass: each group is byte for byte its own response.
+    batch = to_batch_response(fresh)
+    assert [g.SerializeToString() for g in batch.groups] == [to_response(r).SerializeToString() for r in fresh]
+    assert together[0].items[3].similarity == 0.0 and together[2].items[1].similarity == pytest.approx(0.8, abs=1e-3)
+
+
+def test_entity_type_weights_reach_the_served_aggregate_and_its_explanation(make_engine):
+    """A weight of 0 on colours ignores their contradictions: the blue chair then fits a query for a red one."""
+    plain, _ = make_engine()
+    weighted, _ = make_engine(overrides=["logic.type_weights.color=0"])
+    assert plain.score(QUERY, requests("blue-chair")).items[0].entity_score == pytest.approx(0.0)
+    blue = weighted.score(QUERY, requests("blue-chair"), explain=True).items[0]
+    assert blue.entity_score == pytest.approx(1.0)
+    assert {(e.entity.type.value, e.weight) for e in blue.entities} == {("product_type", 1.0), ("color", 0.0)}

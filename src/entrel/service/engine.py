@@ -356,10 +356,11 @@ class _Pending:
 class _RowTable(threading.local):
     """Entity id -> score of one query's cached row at a time, one table per thread, NaN wherever no row is being read.
 
-    Looking a group's slots up in a row is then a scatter of the row and a
-    gather of the slots, a few nanoseconds a slot (a binary search was tens),
-    however long the row. The table grows to the largest id asked for and is
-    kept, so a call allocates nothing for it.
+    Looking a group's slots up in a row is then a scatter of the row's part
+    below the largest id asked for and a gather of the slots, a few
+    nanoseconds a slot (a binary search was tens). The table grows to the
+    largest id asked for (the entities of the items requested, not the
+    snapshot's) and is kept, so a call allocates nothing for it.
     """
 
     def __init__(self) -> None:
@@ -368,9 +369,10 @@ class _RowTable(threading.local):
     def scores(self, row: tuple[np.ndarray, np.ndarray], ids: np.ndarray, n_ids: int) -> np.ndarray:
         """The score `row` holds for each of `ids` (< `n_ids`; -1, padding, reads the last entry): NaN where it holds none."""
         entity_ids, values = row
-        needed = max(n_ids, int(entity_ids[-1]) + 1) + 1  # the last entry, never a row's, stays NaN for padding
-        if len(self.table) < needed:
-            self.table = np.full(needed, np.nan, dtype=np.float32)
+        asked = int(np.searchsorted(entity_ids, n_ids))  # a row's ids ascend: those past n_ids are never read
+        entity_ids, values = entity_ids[:asked], values[:asked]
+        if len(self.table) < n_ids + 1:  # the last entry, never a row's, stays NaN for padding
+            self.table = np.full(n_ids + 1, np.nan, dtype=np.float32)
         table = self.table
         table[entity_ids] = values
         try:
@@ -549,7 +551,7 @@ class RelevanceEngine:
             lo += len(items)
         resolved = self._resolve(snap, pending, deadline)
         rows = [snap.row(q) if snap is not None else None for q in queries]
-        scores, sources, found = self._lookup(rows, pending, [queries[p.result.normalized_query] for p in pending], resolved)
+        scores, sources, found = self._lookup(rows, pending, [queries[p.result.normalized_query] for p in pending], resolved.ids)
         hits = _per_group(found, pending)
         for p, n in zip(pending, hits, strict=True):
             p.result.query_cached = rows[queries[p.result.normalized_query]] is not None
@@ -801,7 +803,7 @@ class RelevanceEngine:
         return _Resolved(ids, counts, rows, known, inline, local, titles, unextracted)
 
     def _lookup(
-        self, rows: list[tuple[np.ndarray, np.ndarray] | None], pending: list[_Pending], query_of: list[int], resolved: _Resolved
+        self, rows: list[tuple[np.ndarray, np.ndarray] | None], pending: list[_Pending], query_of: list[int], ids: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Scores (NEUTRAL where padded, NaN where missed) and source codes of every slot, and the hits per item row.
 
@@ -809,7 +811,6 @@ class RelevanceEngine:
         this thread's row table: one scatter of the row and one gather of
         the group's slots, no search.
         """
-        ids = resolved.ids
         found = np.full(ids.shape, np.nan, dtype=np.float32)
         n_ids = int(ids.max(initial=-1)) + 1
         for p, q in zip(pending, query_of, strict=True):

@@ -153,9 +153,10 @@ def _encoded_items(results: Sequence[ScoreResult]) -> list[bytes | None]:
         if id(c.message_texts) not in offset_of:
             offset_of[id(c.message_texts)] = len(texts)
             texts += c.message_texts
+    sizes = [len(c) for c in plain]
     encoded = iter(
         item_scores_by_group(
-            [len(c) for c in plain],
+            sizes,
             [item_id for c in plain for item_id in c.item_ids],
             np.concatenate([c.scores for c in plain]),
             _STATUS_NUMBER[np.concatenate([c.statuses for c in plain])],
@@ -165,8 +166,8 @@ def _encoded_items(results: Sequence[ScoreResult]) -> list[bytes | None]:
             np.concatenate([c.compatibility for c in plain]),
             np.concatenate([c.entity_scores for c in plain]),
             np.concatenate([c.similarity for c in plain]),
-            _joined([c.titles for c in plain], [len(c) for c in plain]),
-            _joined([c.excluded for c in plain], [len(c) for c in plain]),
+            _joined([c.titles for c in plain], sizes),
+            _joined([c.excluded for c in plain], sizes),
         )
     )
     return [next(encoded) if r.columns is not None and r.explained is None else None for r in results]
