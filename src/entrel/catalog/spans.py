@@ -124,9 +124,8 @@ class Title:
     def __init__(self, doc: Doc, cased: str | None = None) -> None:
         """`doc` is the tagged normalised title; `cased` the same text in the title's own case, when known."""
         self.doc = doc
+        self.cased = cased
         n = len(doc)
-        # Whether the title writes each token in lower case (unknown counts as not).
-        self.lower = [cased is not None and cased[tok.idx : tok.idx + len(tok)].islower() for tok in doc]
         self.segment = [0] * n
         self.separator = [False] * n
         current = 0
@@ -148,6 +147,11 @@ class Title:
         # Word tokens (no punctuation, no hyphens) and their keys, for type search.
         self.words = [i for i, tok in enumerate(doc) if not tok.is_punct]
         self.keys = [doc[i].norm_ for i in self.words]
+
+    def written_lower(self, i: int) -> bool:
+        """Whether the title writes token i in lower case (unknown counts as not); asked of a few tokens only."""
+        tok = self.doc[i]
+        return self.cased is not None and self.cased[tok.idx : tok.idx + len(tok)].islower()
 
     def names_variant(self, i: int, matched: set[int]) -> bool:
         """Whether token i is in a variant segment whose every word is in `matched`."""
@@ -251,7 +255,7 @@ def compound_end(title: Title, start: int, end: int) -> int:
         and end < title.main_end
         and title.segment[end] == title.segment[last]
         and doc[end - 1].whitespace_
-        and title.lower[end]
+        and title.written_lower(end)
         and doc[end].tag_ in _NOUN_TAGS
         and _is_phrase_word(doc[end])
     ):
