@@ -84,12 +84,15 @@ def test_item_and_query_vectors_round_trip_in_item_order(tmp_path):
     store = SnapshotStore(tmp_path)
     rows = [("red chair", np.array([0]), np.array([0.9]))]
     unit = np.eye(4, dtype=np.float32)
-    sid = write_snapshot(store, rows, item_vectors=[("D2", unit[1]), ("D1", unit[0])], query_vectors=[("red chair", unit[2])])
+    slanted = np.array([0.6, 0.8, 0, 0], dtype=np.float32)  # 0.6 and 0.8 are not float16 numbers
+    sid = write_snapshot(store, rows, item_vectors=[("D2", unit[1]), ("D1", slanted)], query_vectors=[("red chair", unit[2])])
     reader = store.open(sid, verify=True)
     assert reader.manifest.counts["item_vectors"] == 2 and reader.manifest.counts["query_vectors"] == 1
     vectors = reader.item_vectors(reader.item_positions(["D1", "D2"]))
-    assert vectors is not None and vectors.dtype == np.float16
-    assert vectors.tolist() == [[1, 0, 0, 0], [0, 1, 0, 0]]
+    # Stored as float16, held as float32 for serving: exactly the float16 values, widened.
+    assert vectors is not None and vectors.dtype == np.float32
+    assert vectors.tolist() == [slanted.astype(np.float16).astype(np.float32).tolist(), [0, 1, 0, 0]]
+    assert vectors[0, 0] != np.float32(0.6)
     assert reader.query_vector("red chair").tolist() == [0, 0, 1, 0]
     assert reader.query_vector("blue chair") is None
     # One vector per item or none: a partial table is refused, not half used.

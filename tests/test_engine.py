@@ -199,7 +199,7 @@ def test_the_servicer_validates_a_request_once(make_engine, monkeypatch):
     monkeypatch.setattr(engine, "validate", lambda query, n: seen.append(query) or validate(query, n))
     servicer = RelevanceServicer(engine)
     request = pb.ScoreItemsRequest(query="Red  Office CHAIR", items=[pb.ItemRef(item_id="red-chair")])
-    response = servicer.ScoreItems(request, FakeContext())
+    response = pb.ScoreItemsResponse.FromString(servicer.ScoreItems(request, FakeContext()))
     assert seen == ["Red  Office CHAIR"]
     assert response.metadata.normalized_query == QUERY and response.items[0].score == pytest.approx(1.0)
     # Still checked before the items are read: a bad query is named, not the item that has no reference.
@@ -424,7 +424,10 @@ def test_a_mixed_batch_is_one_pass_and_each_group_is_answered_exactly_as_alone(m
     """Groups of different widths, explained or not, with an exclusion, the similarity term, unknown and
     empty items, a repeated query: stacked into one matrix, every field of every item is what the group
     alone gets, and the server's encoded response is the one built message by message."""
-    from entrel.service.grpc_service import _add_items, to_batch_response, to_response
+    from entrel.service.grpc_service import _add_items, batch_response_bytes, response_bytes
+
+    def to_response(result):
+        return pb.ScoreItemsResponse.FromString(response_bytes(result))
 
     vectors = {item_id: [0, 0, 0, 1] for item_id in EXCLUDING_ITEMS}
     vectors |= {
@@ -466,9 +469,11 @@ def test_a_mixed_batch_is_one_pass_and_each_group_is_answered_exactly_as_alone(m
     fresh = engine.score_batch(groups)
     assert [r.columns is not None and r._items is None for r in fresh] == [True] * len(groups)
     assert [to_response(r).items for r in fresh] == [to_response(r).items for r in together]
-    # The batch response encodes its unexplained groups in one pass: each group is byte for byte its own response.
-    batch = to_batch_response(fresh)
-    assert [g.SerializeToString() for g in batch.groups] == [to_response(r).SerializeToString() for r in fresh]
+    # The batch response encodes its unexplained groups in one pass: each group is its own response, metadata too.
+    batch = pb.ScoreBatchResponse.FromString(batch_response_bytes(fresh))
+    assert list(batch.groups) == [to_response(r) for r in fresh]
+    assert [g.metadata.normalized_query for g in batch.groups] == [r.normalized_query for r in fresh]
+    assert batch.groups[0].metadata.cache_hits == fresh[0].cache_hits > 0 and batch.groups[0].metadata.snapshot_id == "memory"
     assert together[0].items[3].similarity == 0.0 and together[2].items[1].similarity == pytest.approx(0.8, abs=1e-3)
 
 

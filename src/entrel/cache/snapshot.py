@@ -279,12 +279,14 @@ class SnapshotReader:
         for i, row in enumerate(rows):
             self.item_entities[i, : len(row)] = row
             self.item_counts[i] = len(row)
-        # (items x dimension) float16 in item row order, or None when the snapshot holds no item vectors.
+        # (items x dimension) float32 in item row order, or None when the snapshot holds no item vectors.
+        # Stored as float16 (half the disk); widened once here, so a request gathers its rows and takes the
+        # product directly: converting 1000 rows per request cost more than the rest of the similarity term.
         self._item_vectors: np.ndarray | None = None
         if vectors:
             if vectors.keys() != self.item_rows.keys() or len({v.size for v in vectors.values()}) != 1:
                 raise SnapshotError(f"snapshot {self.path}: item vectors do not match the items (one per item, one size)")
-            self._item_vectors = np.stack([vectors[i] for i in item_ids])
+            self._item_vectors = np.stack([vectors[i] for i in item_ids]).astype(np.float32)
 
     # -- SnapshotView: what serving reads --------------------------------
 

@@ -29,6 +29,7 @@ for the groups that ask for them.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import threading
 import time
@@ -50,7 +51,7 @@ from entrel.logic import NEUTRAL, Aggregate, Aggregator
 from entrel.logic.exclusion import entity_text, excluded_terms, violated_exclusion
 from entrel.overrides import OverrideTable, QueryOverrides
 from entrel.scoring import TextEncoder, bag_vectors, similarities
-from entrel.scoring.similarity import as_float32, clip_similarities, cosines
+from entrel.scoring.similarity import clip_similarities, cosines
 from entrel.service import metrics
 from entrel.service.batcher import MicroBatcher, Overloaded
 from entrel.service.extraction import InlineExtraction
@@ -127,6 +128,8 @@ _STATUSES = (
 )
 # The status of each code, in code order (the gRPC layer maps codes to its enum).
 STATUS_OF_CODE = tuple(status for status, _ in _STATUSES)
+# Each status's item counter, looked up once (a labels() call per request costs more than the increment).
+_ITEMS_OF_CODE = tuple(metrics.ITEMS.labels(status.value) for status in STATUS_OF_CODE)
 
 
 class SnapshotSource(Protocol):
@@ -673,7 +676,6 @@ class RelevanceEngine:
         vectors = snap.item_vectors(resolved.rows[known])
         if vectors is None:
             return sims
-        vectors = as_float32(vectors)  # once for the call (cosines() would per group)
         # Each group's known items are a run of `known` (rows ascend): its vectors are a slice.
         bounds = np.searchsorted(known, [[p.lo, p.hi] for p in pending]).tolist()
         # Per distinct query: its vector (None when the encoder stayed busy), and whether the snapshot held it.
@@ -755,7 +757,7 @@ class RelevanceEngine:
     def _resolve(self, snap: SnapshotView | None, pending: list[_Pending], deadline: float) -> _Resolved:
         """Every group's items stacked: entity ids (snapshot or freshly extracted), and the titles of the groups
         that explain or exclude (explanations show them; exclusions are tested against them)."""
-        item_ids = [item_id for p in pending for item_id in p.items.ids]
+        item_ids = list(itertools.chain.from_iterable(p.items.ids for p in pending))
         inline_items = {p.lo + i: item for p in pending for i, item in p.items.inline.items()}
         n = len(item_ids)
         if snap is not None:
@@ -907,7 +909,7 @@ class RelevanceEngine:
         codes[~resolved.known & ~resolved.inline] = _UNKNOWN
         for code, count in enumerate(np.bincount(codes, minlength=len(_STATUSES)).tolist()):
             if count:
-                metrics.ITEMS.labels(_STATUSES[code][0].value).inc(count)
+                _ITEMS_OF_CODE[code].inc(count)
         # Not judged: below any real match, so a client sorting by score never prefers it.
         unjudged = (codes == _UNKNOWN) | (codes == _EMPTY)
         # Degraded so far only by entities at the prior; the similarity may degrade more below.

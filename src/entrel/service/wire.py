@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["item_scores_by_group"]
+__all__ = ["item_scores_by_group", "varint"]
 
 # Wire types: 0 varint, 2 length-delimited, 5 fixed32. A tag is field << 3 | wire type.
 _LEN, _F32, _VARINT = 2, 5, 0
