@@ -30,9 +30,11 @@ from entrel.cache import SnapshotReader
 from entrel.config import Settings
 from entrel.overrides import ANY_QUERY, Override, OverrideKey, OverrideStore, OverrideTable, make_override
 from entrel.scoring import Scorer
+from entrel.service.answers import Source
 from entrel.service.batcher import MicroBatcher
-from entrel.service.engine import ItemRequest, RelevanceEngine, Source
+from entrel.service.engine import RelevanceEngine
 from entrel.service.process import serving
+from entrel.service.requests import ItemRequest
 from entrel.text import normalize
 
 __all__ = ["compare", "compare_served"]

@@ -56,7 +56,8 @@ import numpy as np
 from entrel.cache import SnapshotStore
 from entrel.config import load_settings
 from entrel.service.batcher import MicroBatcher
-from entrel.service.engine import ItemRequest, RelevanceEngine
+from entrel.service.engine import RelevanceEngine
+from entrel.service.requests import ItemRequest
 from entrel.service.grpc_service import RelevanceServicer
 from entrel.v1 import relevance_pb2 as pb
 

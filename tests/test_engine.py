@@ -13,9 +13,10 @@ import pytest
 from fakes import ACME, BLUE, CHAIR, MESH, QUERY, RED, Engines, FixedEncoder, MemorySnapshot
 
 from entrel.catalog import CatalogItem, Entity
+from entrel.service.answers import ItemStatus, Role, Source
 from entrel.service.batcher import Overloaded
-from entrel.service.engine import Group, InvalidRequest, ItemRequest, ItemStatus, Role, Source
 from entrel.service.grpc_service import RelevanceServicer
+from entrel.service.requests import Group, InvalidRequest, ItemRequest
 from entrel.v1 import relevance_pb2 as pb
 
 ITEMS = {

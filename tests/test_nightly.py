@@ -15,7 +15,7 @@ import pytest
 from entrel.cache import SnapshotStore
 from entrel.offline import nightly
 from entrel.offline.nightly import NightlyError
-from entrel.service.engine import ItemRequest
+from entrel.service.requests import ItemRequest
 from entrel.service.server import RelevanceServer
 
 

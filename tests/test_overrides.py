@@ -24,7 +24,8 @@ from entrel.overrides import (
     override_key,
 )
 from entrel.render import render_explanation, render_ranking
-from entrel.service.engine import ItemRequest, ItemStatus, Source
+from entrel.service.answers import ItemStatus, Source
+from entrel.service.requests import ItemRequest
 from entrel.v1 import relevance_pb2 as pb
 
 ITEMS = {

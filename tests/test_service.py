@@ -15,8 +15,8 @@ from snapshot_copies import republish
 from entrel.cache import SnapshotStore
 from entrel.errors import EntrelError
 from entrel.service.batcher import DeadlineExceeded, Overloaded
-from entrel.service.engine import InvalidRequest, ItemRequest
 from entrel.service.grpc_service import _item_refs, status_of
+from entrel.service.requests import InvalidRequest, ItemRequest
 from entrel.service.server import SERVICE_NAME, RelevanceServer
 from entrel.v1 import relevance_pb2 as pb
 

@@ -54,7 +54,8 @@ def test_live_query_and_inline_item_match_the_nightly_vectors(server, client):
 
 
 def test_weight_zero_scores_by_entities_alone(server):
-    from entrel.service.engine import ItemRequest, RelevanceEngine
+    from entrel.service.engine import RelevanceEngine
+    from entrel.service.requests import ItemRequest
 
     engine = server.engine
     settings = server.settings.replace(**{"similarity.weight": "0"})

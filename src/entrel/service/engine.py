@@ -21,7 +21,7 @@ the statuses and the answer's columns are one vectorised pass per call,
 not per group or per item; one snapshot, one row read per distinct query,
 one live submission for all misses. Rows are independent, so a group's
 answer is exactly what ScoreItems gives it alone. Per-item objects
-(:class:`ItemResult`) are built only when asked for; the gRPC layer
+(:class:`~entrel.service.answers.ItemResult`) are built only when asked for; the gRPC layer
 encodes the columns directly, and explanations (per entity) are built
 for the groups that ask for them.
 """
@@ -34,10 +34,9 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import wait
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -46,64 +45,30 @@ from entrel.cache import SnapshotView
 from entrel.cache.misslog import MissLogWriter
 from entrel.catalog import CatalogItem, Entity, EntityType, item_text
 from entrel.config import Settings
-from entrel.errors import EntrelError
 from entrel.logic import NEUTRAL, Aggregate, Aggregator
 from entrel.logic.exclusion import entity_text, excluded_terms, violated_exclusion
 from entrel.overrides import OverrideTable, QueryOverrides
 from entrel.scoring import TextEncoder, bag_vectors, similarities
 from entrel.scoring.similarity import clip_similarities, cosines
 from entrel.service import metrics
+from entrel.service.answers import (
+    STATUS_OF_CODE,
+    EntityScore,
+    ItemColumns,
+    Role,
+    ScoreResult,
+    Source,
+)
 from entrel.service.batcher import MicroBatcher, Overloaded
 from entrel.service.extraction import InlineExtraction
 from entrel.service.limits import inline_problem
+from entrel.service.requests import Group, InvalidRequest, ItemRefs, ItemRequest, ValidQuery
 from entrel.service.slots import Slots
 from entrel.text import normalize
 
-__all__ = [
-    "EntityScore",
-    "Group",
-    "InvalidRequest",
-    "ItemColumns",
-    "ItemRefs",
-    "ItemRequest",
-    "ItemResult",
-    "ItemStatus",
-    "RelevanceEngine",
-    "Role",
-    "ScoreResult",
-    "SnapshotSource",
-    "Source",
-    "ValidQuery",
-]
+__all__ = ["RelevanceEngine", "SnapshotSource"]
 
 log = logging.getLogger(__name__)
-
-
-class InvalidRequest(EntrelError, ValueError):
-    """The request itself is wrong (empty or over-long query, too many items)."""
-
-
-class Source(StrEnum):
-    CACHED = "cached"
-    LIVE = "live"
-    PRIOR = "prior"
-    # Set by an operator (entrel override set); the explanation carries its reason.
-    OVERRIDE = "override"
-
-
-class Role(StrEnum):
-    """What an entity is to the query, read off its score (see entrel.logic)."""
-
-    MATCHES = "matches"
-    NEUTRAL = "neutral"
-    CONTRADICTS = "contradicts"
-
-
-class ItemStatus(StrEnum):
-    OK = "ok"
-    UNKNOWN_ITEM = "unknown_item"
-    NO_ENTITIES = "no_entities"
-    DEGRADED = "degraded"
 
 
 # Codes of the per-slot source matrix.
@@ -112,7 +77,7 @@ _SOURCE_OF_CODE = {_CACHED: Source.CACHED, _LIVE: Source.LIVE, _PRIOR: Source.PR
 # Codes of entity types in the per-slot type matrix (-1 in padding).
 _TYPES = tuple(EntityType)
 _TYPE_CODE = {t: np.int8(i) for i, t in enumerate(_TYPES)}
-# Item status codes (by severity) with their messages.
+# Item status codes, indices into STATUS_OF_CODE (by severity).
 _OK, _UNKNOWN, _EMPTY, _DEGRADED = range(4)
 _NO_SIMILARITY = "similarity not computed within the request deadline: scored by its entities alone"
 _LATE = "entities not extracted within the request deadline: not judged"
@@ -120,14 +85,8 @@ _LATE = "entities not extracted within the request deadline: not judged"
 _MSG_NO_SIMILARITY, _MSG_PRIOR_NO_SIMILARITY, _MSG_LATE = 4, 5, 6
 # Inline item texts encoded per step of the similarity term, the deadline checked between steps.
 _ENCODE_CHUNK = 8
-_STATUSES = (
-    (ItemStatus.OK, ""),
-    (ItemStatus.UNKNOWN_ITEM, ""),  # message depends on whether a snapshot is served
-    (ItemStatus.NO_ENTITIES, "no entities extracted: not judged"),
-    (ItemStatus.DEGRADED, "some entities got the prior score"),
-)
-# The status of each code, in code order (the gRPC layer maps codes to its enum).
-STATUS_OF_CODE = tuple(status for status, _ in _STATUSES)
+# The message of each status code (UNKNOWN_ITEM's depends on whether a snapshot is served).
+_STATUS_MESSAGES = ("", "", "no entities extracted: not judged", "some entities got the prior score")
 # Each status's item counter, looked up once (a labels() call per request costs more than the increment).
 _ITEMS_OF_CODE = tuple(metrics.ITEMS.labels(status.value) for status in STATUS_OF_CODE)
 
@@ -136,166 +95,6 @@ class SnapshotSource(Protocol):
     """Hands out the snapshot to use for one request (see SnapshotWatcher)."""
 
     def current(self) -> SnapshotView | None: ...
-
-
-@dataclass(frozen=True)
-class ValidQuery:
-    """A query that passed :meth:`RelevanceEngine.validate` for its request, so scoring does not check it again."""
-
-    normalized: str
-
-
-@dataclass(frozen=True)
-class ItemRequest:
-    """An item by catalog id, or sent inline with its fields."""
-
-    item_id: str
-    inline: CatalogItem | None = None
-
-
-@dataclass(frozen=True)
-class ItemRefs:
-    """A group's items as columns: ids in request order, and the inline items by position.
-
-    What the gRPC layer hands over, so a request of many items builds no
-    per-item request objects; :meth:`of` takes a list of ItemRequest.
-    """
-
-    ids: Sequence[str]
-    inline: Mapping[int, CatalogItem] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @classmethod
-    def of(cls, items: Sequence[ItemRequest] | ItemRefs) -> ItemRefs:
-        if isinstance(items, ItemRefs):
-            return items
-        return cls([r.item_id for r in items], {i: r.inline for i, r in enumerate(items) if r.inline is not None})
-
-
-@dataclass(frozen=True)
-class Group:
-    """One query and its items within a batch: answered as a call of its own would be."""
-
-    query: str | ValidQuery
-    items: Sequence[ItemRequest] | ItemRefs
-    explain: bool = False
-
-
-@dataclass(frozen=True)
-class EntityScore:
-    entity: Entity
-    score: float
-    source: Source
-    lift: float
-    breaks_match: bool
-    role: Role
-    # The entity that covers the query best.
-    covers: bool
-    # Its type's weight in the compatibility half.
-    weight: float
-    note: str = ""
-    # Why an operator set this score (source OVERRIDE).
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class ItemResult:
-    item_id: str
-    score: float
-    status: ItemStatus
-    message: str = ""
-    title: str = ""
-    entities: list[EntityScore] | None = None
-    # The two halves of the entity score (see entrel.logic).
-    coverage: float = 0.0
-    compatibility: float = 1.0
-    # score = (1 - w) * entity_score + w * similarity (w: ScoreResult.similarity_weight),
-    # times 1 - ScoreResult.exclusion_penalty when the title names what the query excludes.
-    entity_score: float = 0.0
-    similarity: float = 0.0
-    # The excluded term ("without X") the item's title names; "" when none.
-    excluded: str = ""
-
-
-@dataclass(frozen=True, eq=False)
-class ItemColumns:
-    """A group's answer per item, as arrays in request order: what :class:`ItemResult` holds, without the objects."""
-
-    item_ids: Sequence[str]
-    scores: np.ndarray
-    # Codes into STATUS_OF_CODE.
-    statuses: np.ndarray
-    # Codes into `message_texts`.
-    messages: np.ndarray
-    message_texts: Sequence[str]
-    coverage: np.ndarray
-    compatibility: np.ndarray
-    entity_scores: np.ndarray
-    similarity: np.ndarray
-    # None when no item's title was read (no explanation asked, no exclusion in the query): all "".
-    titles: Sequence[str] | None = None
-    # None when the query excludes nothing (or the penalty is 0): all "".
-    excluded: Sequence[str] | None = None
-
-    def __len__(self) -> int:
-        return len(self.item_ids)
-
-    def results(self, entities: Sequence[list[EntityScore] | None] | None = None) -> list[ItemResult]:
-        """One ItemResult per item (with `entities[i]` when given)."""
-        n = len(self.item_ids)
-        titles, excluded = self.titles or [""] * n, self.excluded or [""] * n
-        texts = self.message_texts
-        statuses = [STATUS_OF_CODE[c] for c in self.statuses.tolist()]
-        return [
-            ItemResult(item_id, score, status, texts[m], title, e, cov, comp, es, sim, ex)
-            for item_id, score, status, m, title, e, cov, comp, es, sim, ex in zip(
-                self.item_ids,
-                self.scores.tolist(),
-                statuses,
-                self.messages.tolist(),
-                titles,
-                entities or [None] * n,
-                self.coverage.tolist(),
-                self.compatibility.tolist(),
-                self.entity_scores.tolist(),
-                self.similarity.tolist(),
-                excluded,
-                strict=True,
-            )
-        ]
-
-
-@dataclass(eq=False)
-class ScoreResult:
-    snapshot_id: str
-    model_fingerprint: str
-    tnorm: str
-    normalized_query: str
-    query_cached: bool
-    cache_hits: int = 0
-    cache_misses: int = 0
-    live_scored_pairs: int = 0
-    prior_pairs: int = 0
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    # 0 when the term is off or the snapshot holds no item vectors.
-    similarity_weight: float = 0.0
-    query_vector_cached: bool = False
-    # What an item loses for naming a term the query excludes (entrel.logic.exclusion).
-    exclusion_penalty: float = 0.0
-    # The answer per item as arrays (always set by the engine); `items` builds objects from it.
-    columns: ItemColumns | None = None
-    # Explanations: each item's entities, built for a group that asked for them.
-    explained: list[list[EntityScore]] | None = None
-    _items: list[ItemResult] | None = field(default=None, repr=False)
-
-    @property
-    def items(self) -> list[ItemResult]:
-        """The answer as one ItemResult per item, built on first use (the server encodes `columns` instead)."""
-        if self._items is None:
-            self._items = self.columns.results(self.explained) if self.columns is not None else []
-        return self._items
 
 
 @dataclass
@@ -907,7 +706,7 @@ class RelevanceEngine:
         codes[(sources == _PRIOR).any(axis=1)] = _DEGRADED
         codes[aggregate.empty] = _EMPTY
         codes[~resolved.known & ~resolved.inline] = _UNKNOWN
-        for code, count in enumerate(np.bincount(codes, minlength=len(_STATUSES)).tolist()):
+        for code, count in enumerate(np.bincount(codes, minlength=len(STATUS_OF_CODE)).tolist()):
             if count:
                 _ITEMS_OF_CODE[code].inc(count)
         # Not judged: below any real match, so a client sorting by score never prefers it.
@@ -923,10 +722,10 @@ class RelevanceEngine:
         texts = (
             "",
             unknown_message,
-            _STATUSES[_EMPTY][1],
-            _STATUSES[_DEGRADED][1],
+            _STATUS_MESSAGES[_EMPTY],
+            _STATUS_MESSAGES[_DEGRADED],
             _NO_SIMILARITY,
-            f"{_STATUSES[_DEGRADED][1]}; {_NO_SIMILARITY}",
+            f"{_STATUS_MESSAGES[_DEGRADED]}; {_NO_SIMILARITY}",
             _LATE,
         )
         unjudged_score = self.settings.logic.unjudged_score

@@ -17,19 +17,11 @@ from entrel.logs import LogThrottle
 from entrel.overrides import InvalidOverride, OverrideNotFound
 from entrel.service import metrics
 from entrel.service.access import PermissionDenied, Unauthenticated
+from entrel.service.answers import STATUS_OF_CODE, ItemStatus, Role, ScoreResult, Source
 from entrel.service.batcher import DeadlineExceeded, Overloaded
 from entrel.service.decoding import Undecodable, lenient_decoder
-from entrel.service.engine import (
-    STATUS_OF_CODE,
-    Group,
-    InvalidRequest,
-    ItemRefs,
-    ItemStatus,
-    RelevanceEngine,
-    Role,
-    ScoreResult,
-    Source,
-)
+from entrel.service.engine import RelevanceEngine
+from entrel.service.requests import Group, InvalidRequest, ItemRefs
 from entrel.service.stats import ServingStats
 from entrel.service.wire import item_scores_by_group, varint
 from entrel.v1 import relevance_pb2 as pb
