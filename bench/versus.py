@@ -15,7 +15,8 @@ across runs:
   server's own total_ms);
 * in process, no gRPC: a child process per version takes turns timing
   ``RelevanceEngine.score`` and the servicer's ScoreItems (the engine plus
-  the response message) on the same cached requests, in wall time and in
+  the response's bytes: a version whose servicer returns a message has it
+  serialised inside the timed span too) on the same cached requests, in wall time and in
   the thread's CPU time (which a busy machine's scheduling does not inflate).
 
 Only interfaces both versions have are used, so the base can be any recent commit.
@@ -57,7 +58,10 @@ from entrel.cache import SnapshotStore
 from entrel.config import load_settings
 from entrel.service.batcher import MicroBatcher
 from entrel.service.engine import RelevanceEngine
-from entrel.service.requests import ItemRequest
+try:
+    from entrel.service.requests import ItemRequest
+except ImportError:  # versions before the request types had a module of their own
+    from entrel.service.engine import ItemRequest
 from entrel.service.grpc_service import RelevanceServicer
 from entrel.v1 import relevance_pb2 as pb
 
@@ -102,7 +106,9 @@ while time.perf_counter() < deadline:
         out["engine_us"].append((time.perf_counter() - t) * 1e6)
         out["engine_cpu_us"].append((time.thread_time() - c) * 1e6)
         t, c = time.perf_counter(), time.thread_time()
-        servicer.ScoreItems(request, Context())
+        answered = servicer.ScoreItems(request, Context())
+        if not isinstance(answered, bytes):  # a version whose servicer returns a message: serialised, as gRPC would
+            answered.SerializeToString()
         out["servicer_us"].append((time.perf_counter() - t) * 1e6)
         out["servicer_cpu_us"].append((time.thread_time() - c) * 1e6)
 print(json.dumps(out))

@@ -81,7 +81,8 @@ class MemorySnapshot:
     def item_vectors(self, positions: np.ndarray) -> np.ndarray | None:
         if self._item_vectors is None:
             return None
-        return np.array([self._item_vectors[self._item_ids[p]] for p in positions.tolist()], dtype=np.float16)
+        # Stored as float16 and served widened to float32, as the snapshot reader does.
+        return np.array([self._item_vectors[self._item_ids[p]] for p in positions.tolist()], dtype=np.float16).astype(np.float32)
 
     def entity(self, entity_id: int) -> Entity:
         return self._entities[entity_id]

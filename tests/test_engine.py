@@ -426,6 +426,7 @@ def test_a_mixed_batch_is_one_pass_and_each_group_is_answered_exactly_as_alone(m
     empty items, a repeated query: stacked into one matrix, every field of every item is what the group
     alone gets, and the server's encoded response is the one built message by message."""
     from entrel.service.grpc_service import _add_items, batch_response_bytes, response_bytes
+    from entrel.service.wire import varint
 
     def to_response(result):
         return pb.ScoreItemsResponse.FromString(response_bytes(result))
@@ -471,6 +472,8 @@ def test_a_mixed_batch_is_one_pass_and_each_group_is_answered_exactly_as_alone(m
     assert [r.columns is not None and r._items is None for r in fresh] == [True] * len(groups)
     assert [to_response(r).items for r in fresh] == [to_response(r).items for r in together]
     # The batch response encodes its unexplained groups in one pass: each group is its own response, metadata too.
+    # Byte for byte: the batch is each group's own response, framed as field 1.
+    assert batch_response_bytes(fresh) == b"".join(b"\x0a" + varint(len(g)) + g for g in map(response_bytes, fresh))
     batch = pb.ScoreBatchResponse.FromString(batch_response_bytes(fresh))
     assert list(batch.groups) == [to_response(r) for r in fresh]
     assert [g.metadata.normalized_query for g in batch.groups] == [r.normalized_query for r in fresh]

@@ -87,3 +87,18 @@ def test_every_worker_starts_when_the_pool_is_prepared_not_under_load():
         assert extraction.worker_pids() == workers
     finally:
         extraction.close()
+
+
+def test_warming_up_stops_at_its_limit(monkeypatch):
+    """Workers take seconds to start (spawn, then spaCy); with a limit of 50 ms the swap goes on without them,
+    and the pool still extracts once they are up."""
+    monkeypatch.setattr("entrel.service.extraction._WARM_UP_LIMIT_S", 0.05)
+    extraction = InlineExtraction(ExtractionSettings(), workers=1)
+    try:
+        started = time.monotonic()
+        extraction.use("snap-1", VOCABULARY.to_json())
+        assert time.monotonic() - started < 1.0, "use() waited past its warm-up limit"
+        in_process = EntityExtractor(ExtractionSettings(), VOCABULARY)
+        assert extraction.extract("snap-1", VOCABULARY.to_json(), INLINE[:1], far()) == [in_process.extract(INLINE[0])]
+    finally:
+        extraction.close()

@@ -286,7 +286,7 @@ class SnapshotReader:
         if vectors:
             if vectors.keys() != self.item_rows.keys() or len({v.size for v in vectors.values()}) != 1:
                 raise SnapshotError(f"snapshot {self.path}: item vectors do not match the items (one per item, one size)")
-            self._item_vectors = np.stack([vectors[i] for i in item_ids]).astype(np.float32)
+            self._item_vectors = np.stack([vectors[i] for i in item_ids], dtype=np.float32)
 
     # -- SnapshotView: what serving reads --------------------------------
 

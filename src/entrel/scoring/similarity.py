@@ -131,11 +131,13 @@ _CHUNK_VALUES = 32767
 def as_float32(vectors: np.ndarray) -> np.ndarray:
     """`vectors` as float32: the values ``astype`` gives (NaN payloads aside), much faster from float16.
 
-    Snapshots keep item vectors in float16 (half the memory). numpy casts
-    float16 with a scalar loop, about 3 ns a value: 0.1 ms for 100 items of
-    384 dimensions, then the largest cost of scoring cached items. torch
-    casts with the CPU's conversion instructions; chunks below its grain
-    size keep it off torch's thread pool, so serving threads do not contend there.
+    Vectors are stored in float16 (half the disk and memory); the server
+    widens a snapshot's item vectors once when it opens it, and this
+    widens the rest (entity vectors summed into bags, vectors of texts
+    encoded in float16). numpy casts float16 with a scalar loop, about 3 ns
+    a value; torch casts with the CPU's conversion instructions; chunks
+    below its grain size keep it off torch's thread pool, so serving
+    threads do not contend there.
     """
     if vectors.dtype != np.float16 or vectors.ndim != 2 or not vectors.size:
         return np.asarray(vectors, dtype=np.float32)

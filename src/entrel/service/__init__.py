@@ -1,1 +1,1 @@
-"""Online serving: engine, micro-batcher, snapshot watcher, gRPC server and client."""
+"""Online serving: requests and answers, engine, micro-batcher, snapshot watcher, gRPC server and client."""

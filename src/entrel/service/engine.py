@@ -87,6 +87,7 @@ _MSG_NO_SIMILARITY, _MSG_PRIOR_NO_SIMILARITY, _MSG_LATE = 4, 5, 6
 _ENCODE_CHUNK = 8
 # The message of each status code (UNKNOWN_ITEM's depends on whether a snapshot is served).
 _STATUS_MESSAGES = ("", "", "no entities extracted: not judged", "some entities got the prior score")
+assert len(_STATUS_MESSAGES) == len(STATUS_OF_CODE), "one message per status code"
 # Each status's item counter, looked up once (a labels() call per request costs more than the increment).
 _ITEMS_OF_CODE = tuple(metrics.ITEMS.labels(status.value) for status in STATUS_OF_CODE)
 

@@ -67,8 +67,12 @@ def _warm_every_worker(executor: ProcessPoolExecutor, workers: int) -> None:
     until each has answered, as the first one ready may take several."""
     ready: set[int] = set()
     give_up = time.monotonic() + _WARM_UP_LIMIT_S
-    while len(ready) < workers and time.monotonic() < give_up:
-        ready.update(f.result() for f in [executor.submit(_warm_up) for _ in range(workers)])
+    while len(ready) < workers and (left := give_up - time.monotonic()) > 0:
+        # Waited for with the time left, so a worker that never starts cannot hold a snapshot swap.
+        done, waiting = wait([executor.submit(_warm_up) for _ in range(workers)], timeout=left)
+        ready.update(f.result() for f in done)
+        if waiting:
+            break
     if len(ready) < workers:
         log.warning("not every inline extraction worker warmed up in time", extra={"ready": len(ready), "workers": workers})
 

@@ -21,7 +21,7 @@ class InvalidRequest(EntrelError, ValueError):
 
 @dataclass(frozen=True)
 class ValidQuery:
-    """A query that passed :meth:`RelevanceEngine.validate` for its request, so scoring does not check it again."""
+    """A query that passed :meth:`~entrel.service.engine.RelevanceEngine.validate` for its request, so scoring does not check it again."""
 
     normalized: str
 
