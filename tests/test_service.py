@@ -69,14 +69,22 @@ def test_cached_scores_explained_and_matching_items_outrank_contradicting_ones(s
         assert {e.source for e in item.entities} <= {pb.SCORE_SOURCE_CACHED, pb.SCORE_SOURCE_LIVE}
         assert all(0.0 <= e.score <= 1.0 for e in item.entities)
     # The other color leans to contradiction in every such item (below neutral, and lifting it would raise the
-    # item) and breaks the match in some; how far, and which entity breaks most, is the model's call (a briefly
-    # trained one may also distrust a brand, or call gray only a little off red), so not pinned here.
+    # item); how far, and which entity breaks the match, is the model's call (a briefly trained one, whose
+    # training is not bit-reproducible across runs, may call mesh or a phrase worse than gray), so not pinned.
     by_id = {item.item_id: item for item in response.items}
     for item_id in contradicting:
         colors = [e for e in by_id[item_id].entities if e.type == "color"]
         assert colors and all(e.score < 0.5 and e.lift > 0 for e in colors), (item_id, colors)
-    broken = [e for i in contradicting for e in by_id[i].entities if e.breaks_match]
-    assert any(e.type == "color" for e in broken)
+    # An item whose entity score is below the match threshold names one breaker, the entity whose lift is
+    # largest; an item above it names none; and some contradicting item is broken.
+    for item_id in contradicting:
+        item = by_id[item_id]
+        breakers = [e for e in item.entities if e.breaks_match]
+        if item.entity_score < 0.5:
+            assert len(breakers) == 1 and breakers[0].lift == max(e.lift for e in item.entities), (item_id, breakers)
+        else:
+            assert not breakers, (item_id, breakers)
+    assert any(e.breaks_match for i in contradicting for e in by_id[i].entities)
     # What the query asks for leans to a match in the matching items, and one entity is the cover.
     for item_id in matching:
         asked = [e for e in by_id[item_id].entities if (e.type, e.text) in {("color", "red"), ("material", "leather")}]
