@@ -471,8 +471,8 @@ def test_a_mixed_batch_is_one_pass_and_each_group_is_answered_exactly_as_alone(m
     fresh = engine.score_batch(groups)
     assert [r.columns is not None and r._items is None for r in fresh] == [True] * len(groups)
     assert [to_response(r).items for r in fresh] == [to_response(r).items for r in together]
-    # The batch response encodes its unexplained groups in one pass: each group is its own response, metadata too.
-    # Byte for byte: the batch is each group's own response, framed as field 1.
+    # The batch response encodes its unexplained groups in one pass; byte for byte it is each group's own
+    # response (metadata too), framed as field 1.
     assert batch_response_bytes(fresh) == b"".join(b"\x0a" + varint(len(g)) + g for g in map(response_bytes, fresh))
     batch = pb.ScoreBatchResponse.FromString(batch_response_bytes(fresh))
     assert list(batch.groups) == [to_response(r) for r in fresh]
