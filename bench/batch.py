@@ -30,7 +30,7 @@ def _timed(call: Any) -> float:
 def compare(address: str, requests: Sequence[BenchRequest], groups: int, rounds: int, timeout_s: float) -> dict[str, Any]:
     """Median milliseconds of one ScoreBatch of `groups` requests vs `groups` sequential ScoreItems calls."""
     chosen = [requests[k % len(requests)] for k in range(groups)]
-    singles = [pb.ScoreItemsRequest(query=r.query, items=[pb.ItemRef(item_id=i) for i in r.item_ids]) for r in chosen]
+    singles = [pb.ScoreItemsRequest(query=r.query, item_ids=r.item_ids) for r in chosen]
     batch = pb.ScoreBatchRequest(groups=singles)
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.RelevanceStub(channel)

@@ -311,14 +311,36 @@ def test_item_refs_ask_before_copying_inline_items_and_only_when_there_are_some(
         asked.append("inline")
         raise Overloaded("every inline slot is taken")
 
-    by_id = [pb.ItemRef(item_id="D0001"), pb.ItemRef(item_id="D0002")]
+    by_id = pb.ScoreItemsRequest(items=[pb.ItemRef(item_id="D0001")], item_ids=["D0002"])
     assert _item_refs(by_id, refuse).ids == ["D0001", "D0002"] and not asked
     # The ref with nothing set (items[2]) would be refused for it, but the slots are asked first.
     mixed = [pb.ItemRef(item_id="D0001"), pb.ItemRef(inline=pb.InlineItem(title="red chair")), pb.ItemRef()]
     with pytest.raises(Overloaded):
-        _item_refs(mixed, refuse)
+        _item_refs(pb.ScoreItemsRequest(items=mixed), refuse)
     assert asked == ["inline"]
-    refs = _item_refs(mixed[:2], lambda: None)
-    assert refs.ids == ["D0001", "inline-1"] and refs.inline[1].title == "red chair"
+    refs = _item_refs(pb.ScoreItemsRequest(items=mixed[:2], item_ids=["D0003", ""]), lambda: None)
+    assert refs.ids == ["D0001", "inline-1", "D0003", ""] and list(refs.inline) == [1] and refs.inline[1].title == "red chair"
     with pytest.raises(InvalidRequest, match=r"items\[2\] has neither"):
-        _item_refs(mixed, lambda: None)
+        _item_refs(pb.ScoreItemsRequest(items=mixed), lambda: None)
+
+
+def test_bare_item_ids_answer_after_the_refs_as_refs_would(server, client):
+    """`item_ids` is the compact form of id refs: the answer lists `items`, then `item_ids`, scored alike."""
+    stub = client._stub
+    ids = ["D0001", "D0002", "no-such-item", "D0003"]
+    inline = pb.ItemRef(inline=pb.InlineItem(title="red leather office chair", color="red"))
+    as_refs = stub.ScoreItems(
+        pb.ScoreItemsRequest(query=QUERY, items=[inline, *(pb.ItemRef(item_id=i) for i in ids)]), timeout=60
+    )
+    compact = stub.ScoreItems(pb.ScoreItemsRequest(query=QUERY, items=[inline], item_ids=ids), timeout=60)
+    assert [i.item_id for i in compact.items] == ["inline-0", *ids]
+    assert [(i.score, i.status, i.message) for i in compact.items] == [(i.score, i.status, i.message) for i in as_refs.items]
+    assert compact.items[3].status == pb.ITEM_STATUS_UNKNOWN_ITEM
+    # A batch group takes them too; limits count refs and bare ids together.
+    batch = stub.ScoreBatch(pb.ScoreBatchRequest(groups=[pb.ScoreItemsRequest(query=QUERY, item_ids=ids)]), timeout=60)
+    assert [i.score for i in batch.groups[0].items] == [i.score for i in compact.items[1:]]
+    limit = server.settings.server.max_items
+    too_many = pb.ScoreItemsRequest(query=QUERY, items=[pb.ItemRef(item_id="D0001")], item_ids=["D0002"] * limit)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.ScoreItems(too_many, timeout=60)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and f"{limit + 1} items" in refused.value.details()

@@ -40,6 +40,9 @@ class _Client:
 
 
 def _score_request(query: str, items: Sequence[str | pb.InlineItem], explain: bool) -> pb.ScoreItemsRequest:
+    ids = [i for i in items if isinstance(i, str)]
+    if len(ids) == len(items):  # ids alone: the compact form
+        return pb.ScoreItemsRequest(query=query, item_ids=ids, explain=explain)
     refs = [pb.ItemRef(inline=i) if isinstance(i, pb.InlineItem) else pb.ItemRef(item_id=i) for i in items]
     return pb.ScoreItemsRequest(query=query, items=refs, explain=explain)
 

@@ -87,12 +87,19 @@ def _answer_by(remaining_s: float) -> float:
     return time.monotonic() + max(0.0, remaining_s - margin)
 
 
-def _item_refs(refs: Sequence[pb.ItemRef], before_inline: Callable[[], None], where: str = "") -> ItemRefs:
-    """The engine's item references; InvalidRequest naming `<where>items[i]` for a ref with nothing set.
+def _n_items(request: pb.ScoreItemsRequest) -> int:
+    """How many items a request (or a batch's group) asks for: its refs and its bare ids."""
+    return len(request.items) + len(request.item_ids)
+
+
+def _item_refs(request: pb.ScoreItemsRequest, before_inline: Callable[[], None], where: str = "") -> ItemRefs:
+    """The engine's item references (the request's refs, then its bare ids); InvalidRequest naming
+    `<where>items[i]` for a ref with nothing set.
 
     `before_inline` runs before the first inline item is copied out of the
     message (the engine's quick refusal when its inline slots are taken).
     """
+    refs = request.items
     ids = [ref.item_id for ref in refs]
     inline: dict[int, CatalogItem] = {}
     # An id is "" only for an inline item, a ref with nothing set, or an explicitly empty id;
@@ -116,6 +123,7 @@ def _item_refs(refs: Sequence[pb.ItemRef], before_inline: Callable[[], None], wh
             )
         elif kind != "item_id":
             raise InvalidRequest(f"{where}items[{index}] has neither item_id nor inline set")
+    ids += request.item_ids  # copied in C: the cheap form for the common, id-only request
     return ItemRefs(ids, inline)
 
 
@@ -278,8 +286,8 @@ class RelevanceServicer(pb_grpc.RelevanceServicer):
         def work(deadline: float | None) -> tuple[bytes, list[ScoreResult]]:
             assert isinstance(request, pb.ScoreItemsRequest)
             # Checked before building the item list, so a huge request is refused cheaply (and only here).
-            valid = self.engine.validate(request.query, len(request.items))
-            refs = _item_refs(request.items, self.engine.refuse_inline_when_busy)
+            valid = self.engine.validate(request.query, _n_items(request))
+            refs = _item_refs(request, self.engine.refuse_inline_when_busy)
             result = self.engine.score(valid, refs, explain=request.explain, deadline=deadline)
             return response_bytes(result), [result]
 
@@ -291,9 +299,9 @@ class RelevanceServicer(pb_grpc.RelevanceServicer):
         def work(deadline: float | None) -> tuple[bytes, list[ScoreResult]]:
             assert isinstance(request, pb.ScoreBatchRequest)
             # Limits first (group count, items, each query), before any item list is built.
-            valid = self.engine.validate_batch([(g.query, len(g.items)) for g in request.groups])
+            valid = self.engine.validate_batch([(g.query, _n_items(g)) for g in request.groups])
             groups = [
-                Group(v, _item_refs(g.items, self.engine.refuse_inline_when_busy, f"groups[{k}]."), g.explain)
+                Group(v, _item_refs(g, self.engine.refuse_inline_when_busy, f"groups[{k}]."), g.explain)
                 for k, (v, g) in enumerate(zip(valid, request.groups, strict=True))
             ]
             results = self.engine.score_batch(groups, deadline=deadline)
