@@ -9,6 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from entrel.cache import snapshot as snapshot_module
 from entrel.cache import FORMAT_VERSION, Manifest, SnapshotError, SnapshotReader, SnapshotStore
 from entrel.cache.keys import decode_row, encode_row, item_key, query_key
 from entrel.catalog import Entity
@@ -99,6 +100,26 @@ def test_item_and_query_vectors_round_trip_in_item_order(tmp_path):
     partial = write_snapshot(SnapshotStore(tmp_path / "partial"), rows, item_vectors=[("D1", unit[0])])
     with pytest.raises(SnapshotError, match="item vectors do not match"):
         SnapshotStore(tmp_path / "partial").open(partial)
+
+
+def test_hot_queries_are_kept_within_the_byte_budget_and_big_rows_read_each_time(tmp_path, monkeypatch):
+    """A reader keeps the rows and vectors of recent queries (the same objects come back); a row larger than
+    the whole budget is still answered, read afresh each time; the oldest query leaves when the budget is full."""
+    store = SnapshotStore(tmp_path)
+    big = np.arange(3)
+    rows = [("red chair", np.array([0]), np.array([0.9])), ("big", big, np.full(3, 0.5)), ("blue chair", np.array([1]), np.array([0.2]))]
+    sid = write_snapshot(store, rows, query_vectors=[("red chair", np.eye(4, dtype=np.float32)[2])])
+    # An entry counts 200 + its row's bytes + its vector's: room for one one-entity entry, never for the 3-entity row.
+    monkeypatch.setattr(snapshot_module, "_HOT_QUERY_BYTES", 220)
+    reader = SnapshotReader(store.root / sid)
+    first = reader.row("red chair")
+    assert reader.row("red chair") is first and reader.query_vector("red chair").tolist() == [0, 0, 1, 0]
+    big_row = reader.row("big")
+    assert big_row[0].tolist() == [0, 1, 2] and reader.row("big") is not big_row  # never kept
+    assert reader.row("red chair") is first
+    assert reader.row("blue chair")[1].tolist() == pytest.approx([0.2])
+    assert reader.row("red chair") is not first and reader.row("red chair")[1].tolist() == pytest.approx([0.9])  # evicted, read again
+    assert reader.row("green chair") is None and reader.query_vector("green chair") is None
 
 
 def test_corrupt_and_missing_snapshots_are_clear_errors(tmp_path):
