@@ -18,8 +18,8 @@ def _columns(n: int, seed: int, titles: bool, excluded: bool) -> dict:
     floats[:, rng.random(n) < 0.2] = 0.0  # zeros: the runtime leaves them out, the encoding writes them
     floats[0, rng.random(n) < 0.1] = -0.0
     ids = [f"item-{k}" for k in range(n)]
-    if n > 3:
-        ids[1], ids[2], ids[3] = "x" * 300, "stühl-✓", ""  # a two-byte length, non-ASCII, empty
+    if n > 4:  # a two-byte length, non-ASCII, empty, a NUL inside
+        ids[1], ids[2], ids[3], ids[4] = "x" * 300, "stühl-✓", "", "nul\x00id"
     return {
         "item_ids": ids,
         "scores": floats[0].astype(np.float64) / 3,  # float64 in: written as float32, as the runtime casts

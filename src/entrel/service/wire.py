@@ -128,25 +128,31 @@ def _chunks(chunks: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _strings(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """UTF-8 of each text as one flat buffer: (buffer, starts, byte lengths)."""
-    joined = "".join(texts).encode("utf-8")
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    if len(joined) != int(lengths.sum()):  # not all ASCII: count bytes, not characters
-        return _chunks([t.encode("utf-8") for t in texts])
-    return np.frombuffer(joined, dtype=np.uint8), np.cumsum(lengths) - lengths, lengths
+    """UTF-8 of each text in one flat buffer, each followed by a NUL: (buffer, starts, byte lengths).
+
+    One join in C, and the lengths from where the NULs fall: asking each text its length (a Python call
+    per text) took 50 us a thousand, five times the join.
+    """
+    flat = np.frombuffer(("\x00".join(texts) + "\x00").encode("utf-8"), dtype=np.uint8)
+    ends = np.flatnonzero(flat == 0)
+    if len(ends) != len(texts):  # some text holds a NUL itself: encode each alone
+        flat, starts, lengths = _chunks([t.encode("utf-8") + b"\x00" for t in texts])
+        return flat, starts, lengths - 1
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return flat, starts, ends - starts
 
 
 def _uniform(fixed: np.ndarray, ids: np.ndarray, length: int) -> tuple[bytes, np.ndarray]:
-    """Items whose ids are all `length` bytes and that carry no strings but the id: each one record of
-    one layout (items tag, body length, fixed fields, id tag, id length, id), written as one array; and
-    where each record ends."""
+    """Items whose ids are all `length` bytes and that carry no strings but the id (`ids` as `_strings`
+    lays them out, each followed by a NUL): each one record of one layout (items tag, body length, fixed
+    fields, id tag, id length, id), written as one array; and where each record ends."""
     n, size = len(fixed), _FIXED.itemsize
     width = size + 4 + length
     records = np.empty((n, width), dtype=np.uint8)
     records[:, :2] = (_ITEM[0], size + 2 + length)
     records[:, 2 : 2 + size] = fixed.view(np.uint8).reshape(n, size)
     records[:, 2 + size : 4 + size] = (_ITEM_ID[0], length)
-    records[:, 4 + size :] = ids.reshape(n, length)
+    records[:, 4 + size :] = ids.reshape(n, length + 1)[:, :length]
     return records.tobytes(), np.arange(1, n + 1) * width
 
 
