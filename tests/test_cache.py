@@ -9,8 +9,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from entrel.cache import snapshot as snapshot_module
 from entrel.cache import FORMAT_VERSION, Manifest, SnapshotError, SnapshotReader, SnapshotStore
+from entrel.cache import snapshot as snapshot_module
 from entrel.cache.keys import decode_row, encode_row, item_key, query_key
 from entrel.catalog import Entity
 from entrel.text import normalize
@@ -107,7 +107,11 @@ def test_hot_queries_are_kept_within_the_byte_budget_and_big_rows_read_each_time
     the whole budget is still answered, read afresh each time; the oldest query leaves when the budget is full."""
     store = SnapshotStore(tmp_path)
     big = np.arange(3)
-    rows = [("red chair", np.array([0]), np.array([0.9])), ("big", big, np.full(3, 0.5)), ("blue chair", np.array([1]), np.array([0.2]))]
+    rows = [
+        ("red chair", np.array([0]), np.array([0.9])),
+        ("big", big, np.full(3, 0.5)),
+        ("blue chair", np.array([1]), np.array([0.2])),
+    ]
     sid = write_snapshot(store, rows, query_vectors=[("red chair", np.eye(4, dtype=np.float32)[2])])
     # An entry counts 200 + its row's bytes + its vector's: room for one one-entity entry, never for the 3-entity row.
     monkeypatch.setattr(snapshot_module, "_HOT_QUERY_BYTES", 220)
@@ -118,7 +122,9 @@ def test_hot_queries_are_kept_within_the_byte_budget_and_big_rows_read_each_time
     assert big_row[0].tolist() == [0, 1, 2] and reader.row("big") is not big_row  # never kept
     assert reader.row("red chair") is first
     assert reader.row("blue chair")[1].tolist() == pytest.approx([0.2])
-    assert reader.row("red chair") is not first and reader.row("red chair")[1].tolist() == pytest.approx([0.9])  # evicted, read again
+    assert reader.row("red chair") is not first and reader.row("red chair")[1].tolist() == pytest.approx(
+        [0.9]
+    )  # evicted, read again
     assert reader.row("green chair") is None and reader.query_vector("green chair") is None
 
 
