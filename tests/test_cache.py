@@ -104,28 +104,34 @@ def test_item_and_query_vectors_round_trip_in_item_order(tmp_path):
 
 def test_hot_queries_are_kept_within_the_byte_budget_and_big_rows_read_each_time(tmp_path, monkeypatch):
     """A reader keeps the rows and vectors of recent queries (the same objects come back); a row larger than
-    the whole budget is still answered, read afresh each time; the oldest query leaves when the budget is full."""
+    the whole budget is still answered, read afresh each time; the oldest query leaves when the budget is full;
+    a query the snapshot lacks is never kept, so unknown queries cannot push hot ones out."""
     store = SnapshotStore(tmp_path)
     big = np.arange(3)
+    long_query = "big " * 30  # its key alone outweighs a short query's whole entry
     rows = [
         ("red chair", np.array([0]), np.array([0.9])),
-        ("big", big, np.full(3, 0.5)),
+        (long_query, big, np.full(3, 0.5)),
         ("blue chair", np.array([1]), np.array([0.2])),
     ]
     sid = write_snapshot(store, rows, query_vectors=[("red chair", np.eye(4, dtype=np.float32)[2])])
-    # An entry counts 200 + its row's bytes + its vector's: room for one one-entity entry, never for the 3-entity row.
-    monkeypatch.setattr(snapshot_module, "_HOT_QUERY_BYTES", 220)
+    # An entry costs the overhead, its key, its row's bytes (8 an entity) and its vector's (2 a dimension).
+    red = snapshot_module._ENTRY_OVERHEAD + sys.getsizeof("red chair") + 8 + 8
+    blue = snapshot_module._ENTRY_OVERHEAD + sys.getsizeof("blue chair") + 8
+    assert snapshot_module._ENTRY_OVERHEAD + sys.getsizeof(long_query) + 24 > red + 4 > blue
+    monkeypatch.setattr(snapshot_module, "_HOT_QUERY_BYTES", red + 4)  # one small entry at a time; never the big row
     reader = SnapshotReader(store.root / sid)
     first = reader.row("red chair")
     assert reader.row("red chair") is first and reader.query_vector("red chair").tolist() == [0, 0, 1, 0]
-    big_row = reader.row("big")
-    assert big_row[0].tolist() == [0, 1, 2] and reader.row("big") is not big_row  # never kept
-    assert reader.row("red chair") is first
+    big_row = reader.row(long_query)
+    assert big_row[0].tolist() == [0, 1, 2] and reader.row(long_query) is not big_row  # never kept
+    for unknown in ("green chair", "pink chair", "x" * 300):
+        assert reader.row(unknown) is None and reader.query_vector(unknown) is None
+    assert reader.row("red chair") is first, "unknown queries took no room"
     assert reader.row("blue chair")[1].tolist() == pytest.approx([0.2])
     assert reader.row("red chair") is not first and reader.row("red chair")[1].tolist() == pytest.approx(
         [0.9]
     )  # evicted, read again
-    assert reader.row("green chair") is None and reader.query_vector("green chair") is None
 
 
 def test_corrupt_and_missing_snapshots_are_clear_errors(tmp_path):

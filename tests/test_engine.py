@@ -479,6 +479,15 @@ def test_a_mixed_batch_is_one_pass_and_each_group_is_answered_exactly_as_alone(m
     assert [g.metadata.normalized_query for g in batch.groups] == [r.normalized_query for r in fresh]
     assert batch.groups[0].metadata.cache_hits == fresh[0].cache_hits > 0 and batch.groups[0].metadata.snapshot_id == "memory"
     assert together[0].items[3].similarity == 0.0 and together[2].items[1].similarity == pytest.approx(0.8, abs=1e-3)
+    # Answers of separate calls keep their own message tables (an engine without a snapshot words an unknown
+    # item otherwise): encoded in one pass, each is still its own response, messages included.
+    unserved, _ = make_engine(served=False)
+    mixed = [fresh[0], unserved.score(QUERY, requests("nope", "red-chair")), *engine.score_batch(groups[:1])]
+    assert mixed[0].columns.message_texts != mixed[1].columns.message_texts
+    assert batch_response_bytes(mixed) == b"".join(b"\x0a" + varint(len(g)) + g for g in map(response_bytes, mixed))
+    assert [i.message for g in pb.ScoreBatchResponse.FromString(batch_response_bytes(mixed)).groups for i in g.items][4:6] == [
+        i.message for i in mixed[1].items
+    ]
 
 
 def test_entity_type_weights_reach_the_served_aggregate_and_its_explanation(make_engine):

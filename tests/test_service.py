@@ -15,6 +15,7 @@ from snapshot_copies import republish
 from entrel.cache import SnapshotStore
 from entrel.errors import EntrelError
 from entrel.service.batcher import DeadlineExceeded, Overloaded
+from entrel.service.client import IncompleteAnswer, _check_answered, _score_request
 from entrel.service.grpc_service import _item_refs, status_of
 from entrel.service.requests import InvalidRequest, ItemRequest
 from entrel.service.server import SERVICE_NAME, RelevanceServer
@@ -344,3 +345,22 @@ def test_bare_item_ids_answer_after_the_refs_as_refs_would(server, client):
     with pytest.raises(grpc.RpcError) as refused:
         stub.ScoreItems(too_many, timeout=60)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and f"{limit + 1} items" in refused.value.details()
+    batch_limit = server.settings.server.max_batch_items
+    thirds = [pb.ScoreItemsRequest(query=QUERY, items=[pb.ItemRef(item_id="D0001")], item_ids=["D0002"] * (batch_limit // 3))] * 3
+    assert 1 + batch_limit // 3 <= limit and 3 * (1 + batch_limit // 3) > batch_limit  # only the batch's limit is broken
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.ScoreBatch(pb.ScoreBatchRequest(groups=thirds), timeout=60)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "server.max_batch_items" in refused.value.details()
+
+
+def test_the_client_sends_bare_ids_and_refuses_an_answer_short_of_them():
+    """A server older than `item_ids` ignores them and answers no items: the client says so instead of
+    handing back an empty answer; `compact_ids=False` sends ItemRefs, which such a server reads."""
+    compact = _score_request("chair", ["D1", "D2"], explain=False, compact=True)
+    assert list(compact.item_ids) == ["D1", "D2"] and not compact.items
+    with pytest.raises(IncompleteAnswer, match=r"answered 0 of 2 items.*compact_ids=False"):
+        _check_answered(compact, pb.ScoreItemsResponse())
+    refs = _score_request("chair", ["D1", "D2"], explain=False, compact=False)
+    assert [r.item_id for r in refs.items] == ["D1", "D2"] and not refs.item_ids
+    mixed = _score_request("chair", ["D1", pb.InlineItem(title="red chair")], explain=True, compact=True)
+    assert [r.WhichOneof("ref") for r in mixed.items] == ["item_id", "inline"] and mixed.explain

@@ -18,8 +18,10 @@ def _columns(n: int, seed: int, titles: bool, excluded: bool) -> dict:
     floats[:, rng.random(n) < 0.2] = 0.0  # zeros: the runtime leaves them out, the encoding writes them
     floats[0, rng.random(n) < 0.1] = -0.0
     ids = [f"item-{k}" for k in range(n)]
-    if n > 4:  # a two-byte length, non-ASCII, empty, a NUL inside
-        ids[1], ids[2], ids[3], ids[4] = "x" * 300, "stühl-✓", "", "nul\x00id"
+    if n > 3:  # a two-byte length, non-ASCII, empty
+        ids[1], ids[2], ids[3] = "x" * 300, "stühl-✓", ""
+    if n == 7:  # a NUL inside one id: the encoding that splits at NULs falls back to encoding each id alone
+        ids[4] = "nul\x00id"
     return {
         "item_ids": ids,
         "scores": floats[0].astype(np.float64) / 3,  # float64 in: written as float32, as the runtime casts
@@ -85,6 +87,14 @@ def test_groups_encoded_together_are_each_groups_own_encoding(kind):
     together = item_scores_by_group(sizes, **c)
     assert together == alone
     assert [len(pb.ScoreItemsResponse.FromString(e).items) for e in together] == sizes
+
+
+def test_ids_of_one_length_with_a_nul_inside_parse_to_the_runtimes_messages():
+    """Ids of one length take the one-record layout; one holding a NUL takes it through the fallback too."""
+    c = _columns(5, 5, titles=False, excluded=False) | {"messages": np.zeros(5, dtype=np.int64)}
+    c["item_ids"] = ["id-00", "id\x0001", "id-02", "id-03", "id-04"]
+    (encoded,) = item_scores_by_group([5], **c)
+    assert pb.ScoreItemsResponse.FromString(encoded) == _by_runtime(c)
 
 
 def test_varints_are_the_runtimes():

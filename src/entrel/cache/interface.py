@@ -60,7 +60,8 @@ class SnapshotView(Protocol):
         ...
 
     def item_vectors(self, positions: np.ndarray) -> np.ndarray | None:
-        """Unit vectors (float32) of the items at `positions` (all >= 0), or None when the snapshot holds no item vectors."""
+        """Unit vectors (float32) of the items at `positions` (all >= 0); None, for any positions (none too), when the
+        snapshot holds no item vectors."""
         ...
 
     def entity(self, entity_id: int) -> Entity: ...

@@ -28,10 +28,12 @@ import contextlib
 import hashlib
 import itertools
 import json
+import sys
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 import lmdb
@@ -47,9 +49,10 @@ __all__ = ["Manifest", "SnapshotError", "SnapshotReader", "SnapshotWriter"]
 _DBS = (b"meta", b"entities", b"items", b"titles", b"rows", b"item_vecs", b"query_vecs")
 _VECTOR = np.dtype("<f2")
 _COMMIT_EVERY = 5000
-# Bytes of decoded rows and query vectors a reader keeps for the queries asked most recently. A head
-# query's row is then a dict lookup, not an LMDB transaction, a B-tree walk and a decode (about 30 us a
-# query in a serving thread, measured with py-spy). A row larger than the whole budget is read each time.
+# Bytes of decoded rows and query vectors a reader keeps for the queries asked most recently (keys and
+# Python's overhead counted). A head query's row is then a dict lookup, not an LMDB transaction, a B-tree
+# walk and a decode (about 30 us a query in a serving thread, measured with py-spy). A row larger than the
+# whole budget is read each time; a query the snapshot lacks is not kept.
 _HOT_QUERY_BYTES = 32 << 20
 MANIFEST_FILE = "manifest.json"
 # SHA-256 of data.mdb as written, so a damaged file is named as such.
@@ -206,17 +209,20 @@ class SnapshotWriter:
 
 @dataclass(frozen=True)
 class _QueryEntry:
-    """What a snapshot holds for one query: its row and its vector, each None when absent. Read-only arrays."""
+    """What a snapshot holds for one query: its row and its vector, each None when absent (read-only arrays);
+    and about how many bytes keeping it costs, its key's included."""
 
     row: tuple[np.ndarray, np.ndarray] | None
     vector: np.ndarray | None
+    size: int = 0
 
 
-def _entry_bytes(entry: _QueryEntry) -> int:
-    """What an entry holds in memory, near enough to bound the cache (Python objects ~200 bytes)."""
-    row_bytes = sum(a.nbytes for a in entry.row) if entry.row is not None else 0
-    return 200 + row_bytes + (entry.vector.nbytes if entry.vector is not None else 0)
+# Python's cost of a kept entry beside its LMDB bytes and its key: the entry, the arrays' headers, the bytes
+# objects' headers, a tuple, the cache's own slots (660 bytes measured with tracemalloc; rounded up).
+_ENTRY_OVERHEAD = 700
 
+
+_ABSENT = _QueryEntry(None, None)
 
 # LMDB opens an environment once per process: readers are shared by path and
 # close when their last holder drops them (CPython frees them at once).
@@ -265,7 +271,7 @@ class SnapshotReader:
             )
         self.vocabulary_json = raw_vocabulary.decode() if raw_vocabulary else ""
         self._load_tables()
-        self._hot_queries: LRUCache[str, _QueryEntry] = LRUCache(_HOT_QUERY_BYTES, getsizeof=_entry_bytes)
+        self._hot_queries: LRUCache[str, _QueryEntry] = LRUCache(_HOT_QUERY_BYTES, getsizeof=attrgetter("size"))
         self._hot_lock = threading.Lock()
 
     def _load_tables(self) -> None:
@@ -364,8 +370,11 @@ class SnapshotReader:
         with self._env.begin() as txn:
             row = txn.get(key, db=self._dbs[b"rows"])
             vector = txn.get(key, db=self._dbs[b"query_vecs"])
+        if row is None and vector is None:  # not kept: a stream of unknown queries must not push hot ones out
+            return _ABSENT
+        size = _ENTRY_OVERHEAD + sys.getsizeof(normalized_query) + len(row or b"") + len(vector or b"")
         entry = _QueryEntry(
-            None if row is None else decode_row(row), None if vector is None else np.frombuffer(vector, dtype=_VECTOR)
+            None if row is None else decode_row(row), None if vector is None else np.frombuffer(vector, dtype=_VECTOR), size
         )
         with self._hot_lock, contextlib.suppress(ValueError):  # ValueError: larger than the whole budget
             self._hot_queries[normalized_query] = entry

@@ -17,12 +17,17 @@ from collections.abc import Sequence
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from entrel.errors import EntrelError
 from entrel.service.channel import ClientSecurity
 from entrel.v1 import admin_pb2, admin_pb2_grpc
 from entrel.v1 import relevance_pb2 as pb
 from entrel.v1 import relevance_pb2_grpc as pb_grpc
 
-__all__ = ["AdminClient", "ClientSecurity", "RelevanceClient"]
+__all__ = ["AdminClient", "ClientSecurity", "IncompleteAnswer", "RelevanceClient"]
+
+
+class IncompleteAnswer(EntrelError):
+    """The server answered fewer items than were asked for (a server older than `item_ids` ignores them)."""
 
 
 class _Client:
@@ -39,19 +44,34 @@ class _Client:
         self._channel.close()
 
 
-def _score_request(query: str, items: Sequence[str | pb.InlineItem], explain: bool) -> pb.ScoreItemsRequest:
+def _score_request(query: str, items: Sequence[str | pb.InlineItem], explain: bool, compact: bool) -> pb.ScoreItemsRequest:
     ids = [i for i in items if isinstance(i, str)]
-    if len(ids) == len(items):  # ids alone: the compact form
+    if compact and len(ids) == len(items):  # ids alone: the compact form
         return pb.ScoreItemsRequest(query=query, item_ids=ids, explain=explain)
     refs = [pb.ItemRef(inline=i) if isinstance(i, pb.InlineItem) else pb.ItemRef(item_id=i) for i in items]
     return pb.ScoreItemsRequest(query=query, items=refs, explain=explain)
 
 
+def _check_answered(request: pb.ScoreItemsRequest, response: pb.ScoreItemsResponse) -> None:
+    """Raise IncompleteAnswer unless the response has an item for each one asked for."""
+    asked = len(request.items) + len(request.item_ids)
+    if len(response.items) != asked:
+        raise IncompleteAnswer(
+            f"the server answered {len(response.items)} of {asked} items; a server older than "
+            "ScoreItemsRequest.item_ids ignores bare ids: upgrade it, or create the client with compact_ids=False"
+        )
+
+
 class RelevanceClient(_Client):
     """Calls ScoreItems and the health service of one server."""
 
-    def __init__(self, address: str, timeout_s: float = 10.0, security: ClientSecurity | None = None) -> None:
+    def __init__(
+        self, address: str, timeout_s: float = 10.0, security: ClientSecurity | None = None, compact_ids: bool = True
+    ) -> None:
+        """`compact_ids` sends id-only item lists as `item_ids` (smaller, faster to read); False sends
+        ItemRefs, which servers older than that field need."""
         super().__init__(address, timeout_s, security)
+        self.compact_ids = compact_ids
         self._stub = pb_grpc.RelevanceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -62,9 +82,11 @@ class RelevanceClient(_Client):
         explain: bool = False,
         timeout_s: float | None = None,
     ) -> pb.ScoreItemsResponse:
-        """Score catalog ids and/or inline items; raises grpc.RpcError on a failed call."""
-        request = _score_request(query, items, explain)
-        return self._stub.ScoreItems(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata)
+        """Score catalog ids and/or inline items; raises grpc.RpcError on a failed call, IncompleteAnswer on a short one."""
+        request = _score_request(query, items, explain, self.compact_ids)
+        response = self._stub.ScoreItems(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata)
+        _check_answered(request, response)
+        return response
 
     def score_batch(
         self,
@@ -73,8 +95,13 @@ class RelevanceClient(_Client):
         timeout_s: float | None = None,
     ) -> pb.ScoreBatchResponse:
         """Score several (query, items) groups in one call; each answer is what `score` gives that group."""
-        request = pb.ScoreBatchRequest(groups=[_score_request(query, items, explain) for query, items in groups])
-        return self._stub.ScoreBatch(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata)
+        request = pb.ScoreBatchRequest(
+            groups=[_score_request(query, items, explain, self.compact_ids) for query, items in groups]
+        )
+        response = self._stub.ScoreBatch(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata)
+        for group, answer in zip(request.groups, response.groups, strict=True):
+            _check_answered(group, answer)
+        return response
 
     def is_serving(self, service: str = "") -> bool:
         try:

@@ -473,7 +473,7 @@ class RelevanceEngine:
         if self._encoder is None or snap is None:
             return sims
         known = np.flatnonzero(resolved.known)
-        if snap.item_vectors(known[:0]) is None:  # the snapshot holds none
+        if snap.item_vectors(known[:0]) is None:  # the snapshot holds none (None for any positions)
             return sims
         # Each group's known items are a run of `known` (rows ascend).
         bounds = np.searchsorted(known, [[p.lo, p.hi] for p in pending]).tolist()
