@@ -52,9 +52,8 @@ def _score_request(query: str, items: Sequence[str | pb.InlineItem], explain: bo
     return pb.ScoreItemsRequest(query=query, items=refs, explain=explain)
 
 
-def _check_answered(request: pb.ScoreItemsRequest, response: pb.ScoreItemsResponse) -> None:
-    """Raise IncompleteAnswer unless the response has an item for each one asked for."""
-    asked = len(request.items) + len(request.item_ids)
+def _check_answered(asked: int, response: pb.ScoreItemsResponse) -> None:
+    """Raise IncompleteAnswer unless the response has an item for each of the `asked` items."""
     if len(response.items) != asked:
         raise IncompleteAnswer(
             f"the server answered {len(response.items)} of {asked} items; a server older than "
@@ -85,7 +84,7 @@ class RelevanceClient(_Client):
         """Score catalog ids and/or inline items; raises grpc.RpcError on a failed call, IncompleteAnswer on a short one."""
         request = _score_request(query, items, explain, self.compact_ids)
         response = self._stub.ScoreItems(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata)
-        _check_answered(request, response)
+        _check_answered(len(items), response)
         return response
 
     def score_batch(
@@ -99,8 +98,8 @@ class RelevanceClient(_Client):
             groups=[_score_request(query, items, explain, self.compact_ids) for query, items in groups]
         )
         response = self._stub.ScoreBatch(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata)
-        for group, answer in zip(request.groups, response.groups, strict=True):
-            _check_answered(group, answer)
+        for (_, items), answer in zip(groups, response.groups, strict=True):
+            _check_answered(len(items), answer)
         return response
 
     def is_serving(self, service: str = "") -> bool:
